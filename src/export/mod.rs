@@ -1,0 +1,4 @@
+//! Exporters: each reads the shared state when asked and writes it out in
+//! its own format. None of them is on the request path.
+
+pub(crate) mod prometheus;

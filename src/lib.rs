@@ -1,0 +1,408 @@
+//! Make an axum service observable in one call.
+//!
+//! serverwatch records every request once, in a tower layer, into a small
+//! lock-free store, and reads process and system figures from `sysinfo` when
+//! they are asked for. Every view reads that same state:
+//!
+//! - `/metrics`: Prometheus text or OpenMetrics, encoded by `prometheus-client`,
+//!   with OpenTelemetry semantic-convention names;
+//! - `/health`: the JSON document of the original Python `EnhancedHealthCheck`,
+//!   answering 503 when unhealthy.
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let app = Router::new().route("/items/{id}", get(|| async { "item" }));
+//! let watch = serverwatch::ServerWatch::builder().build()?;
+//! let app = watch.instrument(app); // adds /metrics and /health
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The examples in `examples/` show each way of using the crate; `demo.rs` is
+//! a complete sample service.
+
+mod export;
+mod health;
+mod histogram;
+pub mod http;
+mod instruments;
+mod routes;
+mod system;
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum::Router;
+
+#[doc(inline)]
+pub use crate::http::RequestMetricsLayer;
+use crate::http::store::RequestStore;
+use crate::system::SystemWatch;
+
+/// Largest accepted [`Builder::max_series`].
+const MAX_SERIES_LIMIT: usize = 100_000;
+/// Largest accepted [`Builder::recent_errors`].
+const RECENT_ERRORS_LIMIT: usize = 1_000;
+
+/// A handle on one service's observability. Cheap to clone: every clone
+/// shares the same recorded state.
+///
+/// ```
+/// let watch = serverwatch::ServerWatch::builder()
+///     .service_name("inventory")
+///     .build()?;
+/// let other_handle = watch.clone();
+/// # Ok::<(), serverwatch::BuildError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServerWatch {
+    shared: Arc<Shared>,
+}
+
+/// What every handle, layer and route shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) requests: Arc<RequestStore>,
+    pub(crate) system: SystemWatch,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) service_name: String,
+    pub(crate) service_version: String,
+    pub(crate) max_series: usize,
+    pub(crate) recent_errors: usize,
+    pub(crate) bearer_token: Option<String>,
+    pub(crate) path_prefix: String,
+}
+
+impl ServerWatch {
+    /// Starts configuring a [`ServerWatch`].
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder().max_series(500).build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The layer that records requests. Add it with
+    /// [`Router::layer`](axum::Router::layer), after the routes it should see.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    ///
+    /// let watch = serverwatch::ServerWatch::builder().build()?;
+    /// let app: Router = Router::new()
+    ///     .route("/", get(|| async { "hi" }))
+    ///     .layer(watch.layer());
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn layer(&self) -> RequestMetricsLayer {
+        RequestMetricsLayer::new(Arc::clone(&self.shared.requests))
+    }
+
+    /// The observability routes, `/metrics` and `/health`, protected by the
+    /// bearer token if one is set. Mount them where you like: nest them under
+    /// a prefix, or serve them on a listener of their own.
+    ///
+    /// ```
+    /// use axum::Router;
+    ///
+    /// let watch = serverwatch::ServerWatch::builder().build()?;
+    /// // On the app, under /ops:
+    /// let app: Router = Router::new().nest("/ops", watch.router());
+    /// // Or alone, for a separate listener:
+    /// let ops: Router = watch.router();
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn router<S>(&self) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        routes::router(Arc::clone(&self.shared))
+    }
+
+    /// The one-call setup: records every request of `app` (its nested
+    /// routers and its fallback included) and adds the observability routes
+    /// under [`Builder::path_prefix`]. Requests to the observability routes
+    /// themselves are not recorded.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    ///
+    /// let watch = serverwatch::ServerWatch::builder().build()?;
+    /// let app: Router = watch.instrument(Router::new().route("/", get(|| async { "hi" })));
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn instrument<S>(&self, app: Router<S>) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let app = app.layer(self.layer());
+        match self.shared.config.path_prefix.as_str() {
+            "" => app.merge(self.router()),
+            prefix => app.nest(prefix, self.router()),
+        }
+    }
+}
+
+/// Configures a [`ServerWatch`]; settings are checked by [`Builder::build`].
+///
+/// ```
+/// let watch = serverwatch::ServerWatch::builder()
+///     .service_name("inventory")
+///     .service_version(env!("CARGO_PKG_VERSION"))
+///     .path_prefix("/ops")
+///     .bearer_token("change-me")
+///     .build()?;
+/// # Ok::<(), serverwatch::BuildError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    config: Config,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            config: Config {
+                service_name: std::env::var("OTEL_SERVICE_NAME")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| "unknown_service".to_owned()),
+                service_version: "unknown".to_owned(),
+                max_series: 2_000,
+                recent_errors: 10,
+                bearer_token: None,
+                path_prefix: String::new(),
+            },
+        }
+    }
+}
+
+impl Builder {
+    /// The service's name, shown in `serverwatch_build_info`. Defaults to
+    /// `OTEL_SERVICE_NAME`, else `unknown_service`.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder().service_name("inventory").build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.config.service_name = name.into();
+        self
+    }
+
+    /// The service's version, shown in `serverwatch_build_info`.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder()
+    ///     .service_version(env!("CARGO_PKG_VERSION"))
+    ///     .build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn service_version(mut self, version: impl Into<String>) -> Self {
+        self.config.service_version = version.into();
+        self
+    }
+
+    /// The most label sets (method, route, status, error) recorded one by
+    /// one; further ones are added to a single series labelled
+    /// `otel_metric_overflow="true"`. Default 2000, at most 100 000.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder().max_series(500).build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn max_series(mut self, max: usize) -> Self {
+        self.config.max_series = max;
+        self
+    }
+
+    /// How many recent errors `/health` lists. Default 10, at most 1000; 0
+    /// keeps none.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder().recent_errors(50).build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn recent_errors(mut self, capacity: usize) -> Self {
+        self.config.recent_errors = capacity;
+        self
+    }
+
+    /// Protects the observability routes: a request without
+    /// `Authorization: Bearer <token>` gets 401 and nothing else.
+    ///
+    /// ```
+    /// let token = std::env::var("METRICS_TOKEN").unwrap_or_else(|_| "change-me".into());
+    /// let watch = serverwatch::ServerWatch::builder().bearer_token(token).build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.config.bearer_token = Some(token.into());
+        self
+    }
+
+    /// Where [`ServerWatch::instrument`] mounts the observability routes,
+    /// such as `/ops` for `/ops/metrics`. Default: the root.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder().path_prefix("/ops").build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn path_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config.path_prefix = prefix.into();
+        self
+    }
+
+    /// Checks the settings and builds the handle.
+    ///
+    /// ```
+    /// let err = serverwatch::ServerWatch::builder().max_series(0).build().unwrap_err();
+    /// assert_eq!(err.setting(), "max_series");
+    /// ```
+    pub fn build(self) -> Result<ServerWatch, BuildError> {
+        let config = self.config.validated()?;
+        let requests = Arc::new(RequestStore::new(config.max_series, config.recent_errors));
+        Ok(ServerWatch {
+            shared: Arc::new(Shared {
+                config,
+                requests,
+                system: SystemWatch::new(),
+            }),
+        })
+    }
+}
+
+impl Config {
+    fn validated(self) -> Result<Self, BuildError> {
+        let fail = |setting, reason: String| Err(BuildError { setting, reason });
+        if self.service_name.trim().is_empty() {
+            return fail("service_name", "must not be empty".into());
+        }
+        if !(1..=MAX_SERIES_LIMIT).contains(&self.max_series) {
+            return fail(
+                "max_series",
+                format!(
+                    "must be between 1 and {MAX_SERIES_LIMIT}, got {}",
+                    self.max_series
+                ),
+            );
+        }
+        if self.recent_errors > RECENT_ERRORS_LIMIT {
+            return fail(
+                "recent_errors",
+                format!(
+                    "must be at most {RECENT_ERRORS_LIMIT}, got {}",
+                    self.recent_errors
+                ),
+            );
+        }
+        if let Some(token) = &self.bearer_token {
+            if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return fail(
+                    "bearer_token",
+                    "must be non-empty printable ASCII without spaces".into(),
+                );
+            }
+        }
+        let prefix = &self.path_prefix;
+        if !prefix.is_empty()
+            && (!prefix.starts_with('/')
+                || prefix.ends_with('/')
+                || prefix.contains(['{', '}', '*', '?', '#']))
+        {
+            return fail(
+                "path_prefix",
+                format!(
+                    "must be empty or a path like \"/ops\" (leading '/', no trailing '/', \
+                     no wildcards), got {prefix:?}"
+                ),
+            );
+        }
+        Ok(self)
+    }
+}
+
+/// A setting given to [`Builder`] was wrong. It names the setting.
+///
+/// ```
+/// let err = serverwatch::ServerWatch::builder().path_prefix("ops/").build().unwrap_err();
+/// assert_eq!(err.setting(), "path_prefix");
+/// assert!(err.to_string().contains("path_prefix"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildError {
+    setting: &'static str,
+    reason: String,
+}
+
+impl BuildError {
+    /// The name of the wrong setting, as spelled by the [`Builder`] method.
+    ///
+    /// ```
+    /// let err = serverwatch::ServerWatch::builder().recent_errors(5000).build().unwrap_err();
+    /// assert_eq!(err.setting(), "recent_errors");
+    /// ```
+    pub fn setting(&self) -> &'static str {
+        self.setting
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid serverwatch setting `{}`: {}",
+            self.setting, self.reason
+        )
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::HealthReport;
+
+    #[test]
+    fn every_wrong_setting_is_named() {
+        let cases: [(Builder, &str); 6] = [
+            (ServerWatch::builder().service_name(" "), "service_name"),
+            (ServerWatch::builder().max_series(0), "max_series"),
+            (ServerWatch::builder().max_series(1_000_000), "max_series"),
+            (ServerWatch::builder().recent_errors(1001), "recent_errors"),
+            (ServerWatch::builder().bearer_token("a b"), "bearer_token"),
+            (
+                ServerWatch::builder().path_prefix("/ops/{x}"),
+                "path_prefix",
+            ),
+        ];
+        for (builder, setting) in cases {
+            let err = builder.build().unwrap_err();
+            assert_eq!(err.setting(), setting);
+            assert!(err.to_string().contains(setting), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_unhealthy_report_answers_503() {
+        let watch = ServerWatch::builder().build().unwrap();
+        let mut report = HealthReport::read(&watch.shared);
+        assert_eq!(report.http_status(), ::http::StatusCode::OK);
+        report.status = "unhealthy";
+        assert_eq!(
+            report.http_status(),
+            ::http::StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+}
