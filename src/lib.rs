@@ -145,11 +145,15 @@ impl ServerWatch {
     where
         S: Clone + Send + Sync + 'static,
     {
-        let app = app.layer(self.layer());
-        match self.shared.config.path_prefix.as_str() {
-            "" => app.merge(self.router()),
-            prefix => app.nest(prefix, self.router()),
-        }
+        let routes = match self.shared.config.path_prefix.as_str() {
+            "" => self.router(),
+            prefix => Router::new().nest(prefix, self.router()),
+        };
+        // Merged into the routes (not the other way round) so that the
+        // app's fallback, now instrumented, is the one that stays: axum keeps
+        // the fallback of the router passed to `merge` when neither has a
+        // custom one.
+        routes.merge(app.layer(self.layer()))
     }
 }
 

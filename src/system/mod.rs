@@ -16,9 +16,6 @@ use sysinfo::{MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, Sys
 /// How long one refresh serves every reader.
 pub(crate) const REFRESH_TTL: Duration = Duration::from_secs(1);
 
-/// How many threads the health report lists.
-const TOP_THREADS: usize = 5;
-
 /// Figures of this process.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ProcessStats {
@@ -144,10 +141,7 @@ impl SystemWatch {
         system.refresh_processes_specifics(
             ProcessesToUpdate::Some(&[self.pid]),
             true,
-            ProcessRefreshKind::nothing()
-                .with_memory()
-                .with_cpu()
-                .with_tasks(),
+            ProcessRefreshKind::nothing().with_memory().with_cpu(),
         );
         system.refresh_memory_specifics(MemoryRefreshKind::everything());
 
@@ -177,12 +171,7 @@ impl SystemWatch {
             p.start_time_seconds = process.start_time();
             p.open_fds = process.open_files().map(|n| n as u64);
             p.max_fds = process.open_files_limit().map(|n| n as u64);
-            let tasks: Vec<Pid> = process
-                .tasks()
-                .map(|t| t.iter().copied().collect())
-                .unwrap_or_default();
-            p.threads = tasks.len().max(1) as u64;
-            p.top_threads = top_threads(system, &tasks);
+            p.threads = process.tasks().map_or(1, |t| t.len().max(1) as u64);
         }
         #[cfg(target_os = "linux")]
         procfs::complete(&mut snapshot);
@@ -194,25 +183,6 @@ impl SystemWatch {
         }
         snapshot
     }
-}
-
-fn top_threads(system: &System, tasks: &[Pid]) -> Vec<ThreadStats> {
-    let mut threads: Vec<ThreadStats> = tasks
-        .iter()
-        .filter_map(|tid| system.process(*tid))
-        .map(|t| ThreadStats {
-            id: t.pid().as_u32(),
-            name: t.name().to_string_lossy().into_owned(),
-            cpu_seconds: t.accumulated_cpu_time() as f64 / 1000.0,
-        })
-        .collect();
-    threads.sort_by(|a, b| {
-        b.cpu_seconds
-            .total_cmp(&a.cpu_seconds)
-            .then(a.id.cmp(&b.id))
-    });
-    threads.truncate(TOP_THREADS);
-    threads
 }
 
 #[cfg(test)]
@@ -229,6 +199,8 @@ mod tests {
         assert!(s.process.threads >= 1);
         assert!(s.memory.total > 0);
         assert!(s.process.start_time_seconds > 1_600_000_000);
+        #[cfg(target_os = "linux")]
+        assert!(!s.process.top_threads.is_empty());
     }
 
     #[test]

@@ -5,7 +5,10 @@
 
 use std::fs;
 
-use super::SystemSnapshot;
+use super::{SystemSnapshot, ThreadStats};
+
+/// How many threads the health report lists.
+const TOP_THREADS: usize = 5;
 
 /// Fills in what only `/proc` tells. A file that cannot be read leaves its
 /// figures at zero rather than failing the whole reading.
@@ -27,6 +30,7 @@ pub(super) fn complete(snapshot: &mut SystemSnapshot) {
         p.threads = *threads;
     }
     p.sockets = count_sockets();
+    p.top_threads = top_threads();
 
     let meminfo = key_values("/proc/meminfo");
     let m = &mut snapshot.memory;
@@ -68,6 +72,36 @@ fn key_values(path: &str) -> Vec<(String, u64)> {
             Some((key.to_owned(), value))
         })
         .collect()
+}
+
+/// The busiest threads by CPU time, from each task's `schedstat` (its
+/// first field is the time spent on a CPU, in nanoseconds).
+fn top_threads() -> Vec<ThreadStats> {
+    let Ok(tasks) = fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut threads: Vec<ThreadStats> = tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| {
+            let id = task.file_name().to_str()?.parse().ok()?;
+            let path = task.path();
+            let name = fs::read_to_string(path.join("comm")).ok()?;
+            let schedstat = fs::read_to_string(path.join("schedstat")).ok()?;
+            let nanos: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
+            Some(ThreadStats {
+                id,
+                name: name.trim_end().to_owned(),
+                cpu_seconds: nanos as f64 / 1e9,
+            })
+        })
+        .collect();
+    threads.sort_by(|a, b| {
+        b.cpu_seconds
+            .total_cmp(&a.cpu_seconds)
+            .then(a.id.cmp(&b.id))
+    });
+    threads.truncate(TOP_THREADS);
+    threads
 }
 
 fn count_sockets() -> u64 {

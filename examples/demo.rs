@@ -1,0 +1,174 @@
+//! The demo service: a small sample API with serverwatch on it.
+//!
+//! ```text
+//! cargo run --example demo -- --traffic
+//! ```
+//!
+//! Then open http://127.0.0.1:3000/health and http://127.0.0.1:3000/metrics.
+//!
+//! Flags:
+//! - `--listen ADDR`: where to serve (default `127.0.0.1:3000`);
+//! - `--traffic`: send itself a steady mix of requests so the numbers move;
+//! - `--ops-listen ADDR`: serve the observability routes on a listener of
+//!   their own instead of on the app;
+//! - `--token TOKEN`: protect the observability routes with a bearer token.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::routing::get;
+use serverwatch::ServerWatch;
+use tokio::net::TcpListener;
+
+#[derive(Debug)]
+struct Args {
+    listen: SocketAddr,
+    ops_listen: Option<SocketAddr>,
+    token: Option<String>,
+    traffic: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        listen: ([127, 0, 0, 1], 3000).into(),
+        ops_listen: None,
+        token: None,
+        traffic: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match flag.as_str() {
+            "--listen" => args.listen = parse_addr("--listen", &value("--listen")?)?,
+            "--ops-listen" => {
+                args.ops_listen = Some(parse_addr("--ops-listen", &value("--ops-listen")?)?)
+            }
+            "--token" => args.token = Some(value("--token")?),
+            "--traffic" => args.traffic = true,
+            "-h" | "--help" => {
+                return Err(
+                    "usage: demo [--listen ADDR] [--traffic] [--ops-listen ADDR] [--token TOKEN]"
+                        .into(),
+                );
+            }
+            other => return Err(format!("unknown flag {other:?} (try --help)")),
+        }
+    }
+    Ok(args)
+}
+
+fn parse_addr(flag: &str, value: &str) -> Result<SocketAddr, String> {
+    value
+        .parse()
+        .map_err(|e| format!("{flag} {value:?}: {e} (expected HOST:PORT, like 127.0.0.1:3000)"))
+}
+
+/// The sample API.
+fn app() -> Router {
+    Router::new()
+        .route("/items/{id}", get(item))
+        .route(
+            "/fail",
+            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "failed on purpose") }),
+        )
+        .route("/panic", get(panics))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                "slow"
+            }),
+        )
+}
+
+async fn item(Path(id): Path<u64>) -> Result<String, StatusCode> {
+    if id == 0 {
+        return Err(StatusCode::NOT_FOUND);
+    }
+    Ok(format!("{{\"id\":{id},\"name\":\"item {id}\"}}"))
+}
+
+async fn panics() -> &'static str {
+    panic!("the /panic route panics on purpose")
+}
+
+/// Sends a steady request mix to the demo itself, about 20 requests a second.
+async fn traffic(base: String) {
+    let client = reqwest::Client::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    for n in 0u64.. {
+        tick.tick().await;
+        let path = match n % 20 {
+            0 => "/fail".to_owned(),
+            7 => "/items/0".to_owned(),
+            13 => "/slow".to_owned(),
+            19 if n % 100 == 19 => "/panic".to_owned(),
+            15 => format!("/no/such/page/{n}"),
+            _ => format!("/items/{}", n % 50 + 1),
+        };
+        let client = client.clone();
+        let url = format!("{base}{path}");
+        tokio::spawn(async move {
+            let _ = client.get(url).send().await;
+        });
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+
+    let mut builder = ServerWatch::builder()
+        .service_name("serverwatch-demo")
+        .service_version(env!("CARGO_PKG_VERSION"));
+    if let Some(token) = &args.token {
+        builder = builder.bearer_token(token);
+    }
+    let watch = builder.build()?;
+
+    let listener = TcpListener::bind(args.listen).await?;
+    let addr = listener.local_addr()?;
+    let app = match args.ops_listen {
+        None => {
+            tracing::info!(
+                "observability routes on http://{addr}/metrics and http://{addr}/health"
+            );
+            watch.instrument(app())
+        }
+        Some(ops_addr) => {
+            let ops = TcpListener::bind(ops_addr).await?;
+            tracing::info!(
+                "observability routes on http://{0}/metrics and http://{0}/health",
+                ops.local_addr()?
+            );
+            let router = watch.router();
+            tokio::spawn(async move { axum::serve(ops, router).await });
+            app().layer(watch.layer())
+        }
+    };
+    tracing::info!("sample API on http://{addr} (/items/{{id}}, /fail, /panic, /slow)");
+    if args.traffic {
+        tracing::info!("sending itself a steady request mix (--traffic)");
+        tokio::spawn(traffic(format!("http://{addr}")));
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
