@@ -1,0 +1,140 @@
+//! What the integration tests share: a sample app served on a free loopback
+//! port, and a reader for the Prometheus text of `/metrics`.
+#![allow(dead_code, reason = "each test binary uses a different part")]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serverwatch::ServerWatch;
+
+/// A served app; the server task ends with the test's runtime.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn serve(app: Router) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self {
+            addr,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn status(&self, path: &str) -> u16 {
+        self.get(path).await.status().as_u16()
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.text().await.unwrap()
+    }
+
+    pub async fn health(&self) -> serde_json::Value {
+        self.get("/health").await.json().await.unwrap()
+    }
+}
+
+/// The routes of the demo: `/items/{id}` (404 for 0), `/fail` (500),
+/// `/panic`, `/echo` (POST, answers the body), and `/api/users/{id}` in a
+/// nested router.
+pub fn sample_routes() -> Router {
+    Router::new()
+        .route("/items/{id}", get(item))
+        .route(
+            "/fail",
+            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "failed") }),
+        )
+        .route("/panic", get(panics))
+        .route("/echo", post(|body: axum::body::Bytes| async move { body }))
+        .nest(
+            "/api",
+            Router::new().route(
+                "/users/{id}",
+                get(|Path(id): Path<u32>| async move { id.to_string() }),
+            ),
+        )
+}
+
+async fn item(Path(id): Path<u64>) -> Result<String, StatusCode> {
+    if id == 0 {
+        Err(StatusCode::NOT_FOUND)
+    } else {
+        Ok(format!("item {id}"))
+    }
+}
+
+async fn panics() -> &'static str {
+    panic!("boom: handler panicked on purpose")
+}
+
+/// Serves [`sample_routes`] instrumented by `watch`.
+pub async fn serve_sample(watch: &ServerWatch) -> TestApp {
+    TestApp::serve(watch.instrument(sample_routes())).await
+}
+
+/// The value of the sample `name{labels…}` whose labels include every pair
+/// of `labels`, if exactly one sample matches.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = text
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            let rest = match line.strip_prefix(name) {
+                Some(rest) if rest.starts_with('{') || rest.starts_with(' ') => rest,
+                _ => return false,
+            };
+            labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        });
+    let line = found.next()?;
+    assert!(
+        found.next().is_none(),
+        "more than one {name} sample matches {labels:?}"
+    );
+    line.rsplit(' ').next()?.parse().ok()
+}
+
+/// Number of samples of `name` (the distinct label sets).
+pub fn series_count(text: &str, name: &str) -> usize {
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
+        })
+        .count()
+}
+
+/// Polls `check` until it returns `Some`, failing the test after `deadline`.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
