@@ -211,7 +211,7 @@ fn futures_stream(
 async fn active_requests_fall_back_when_the_client_disconnects_mid_request() {
     let watch = ServerWatch::builder().build().unwrap();
     let routes = Router::new()
-        .route("/hang", get(|| std::future::pending::<&'static str>()))
+        .route("/hang", get(std::future::pending::<&'static str>))
         .route(
             "/stream",
             get(|| async {
