@@ -13,7 +13,9 @@ use prometheus_client::registry::Unit;
 pub(crate) enum Kind {
     /// Monotonic sum.
     Counter,
-    /// Value that goes up and down.
+    /// Sum that goes up and down (a Prometheus gauge, an OTLP non-monotonic sum).
+    UpDownCounter,
+    /// Sampled value.
     Gauge,
     /// Distribution over fixed buckets.
     Histogram,
@@ -43,10 +45,7 @@ impl MetricUnit {
     }
 
     /// The UCUM unit used over OTLP.
-    #[allow(
-        dead_code,
-        reason = "the OTLP exporter reads the OpenTelemetry spelling"
-    )]
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) fn otel(self) -> &'static str {
         match self {
             MetricUnit::Seconds => "s",
@@ -59,21 +58,17 @@ impl MetricUnit {
 /// A label (Prometheus) / attribute (OpenTelemetry) key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Attribute {
-    pub(crate) prometheus: &'static str,
-    #[allow(
-        dead_code,
-        reason = "the OTLP exporter reads the OpenTelemetry spelling"
-    )]
+    /// `None`: not a Prometheus label; the points that differ only in it
+    /// are added up into one sample on `/metrics`.
+    pub(crate) prometheus: Option<&'static str>,
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) otel: &'static str,
 }
 
 /// Definition of one metric.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Instrument {
-    #[allow(
-        dead_code,
-        reason = "the OTLP exporter reads the OpenTelemetry spelling"
-    )]
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) otel_name: &'static str,
     /// Prometheus name without the unit suffix (the encoder appends it).
     pub(crate) prometheus_name: &'static str,
@@ -83,33 +78,49 @@ pub(crate) struct Instrument {
 }
 
 pub(crate) const HTTP_REQUEST_METHOD: Attribute = Attribute {
-    prometheus: "http_request_method",
+    prometheus: Some("http_request_method"),
     otel: "http.request.method",
 };
 pub(crate) const HTTP_ROUTE: Attribute = Attribute {
-    prometheus: "http_route",
+    prometheus: Some("http_route"),
     otel: "http.route",
 };
 pub(crate) const HTTP_RESPONSE_STATUS_CODE: Attribute = Attribute {
-    prometheus: "http_response_status_code",
+    prometheus: Some("http_response_status_code"),
     otel: "http.response.status_code",
 };
 pub(crate) const ERROR_TYPE: Attribute = Attribute {
-    prometheus: "error_type",
+    prometheus: Some("error_type"),
     otel: "error.type",
 };
 /// Marks the one series that absorbs label sets past the cardinality cap
 /// (the same attribute the OpenTelemetry SDK uses).
 pub(crate) const OVERFLOW: Attribute = Attribute {
-    prometheus: "otel_metric_overflow",
+    prometheus: Some("otel_metric_overflow"),
     otel: "otel.metric.overflow",
 };
+pub(crate) const CPU_MODE: Attribute = Attribute {
+    prometheus: None,
+    otel: "cpu.mode",
+};
+pub(crate) const SERVERWATCH_VERSION: Attribute = Attribute {
+    prometheus: Some("serverwatch_version"),
+    otel: "serverwatch.version",
+};
+pub(crate) const SERVICE_NAME: Attribute = Attribute {
+    prometheus: Some("service_name"),
+    otel: "service.name",
+};
+pub(crate) const SERVICE_VERSION: Attribute = Attribute {
+    prometheus: Some("service_version"),
+    otel: "service.version",
+};
 pub(crate) const SYSTEM_MEMORY_STATE: Attribute = Attribute {
-    prometheus: "system_memory_state",
+    prometheus: Some("system_memory_state"),
     otel: "system.memory.state",
 };
 pub(crate) const SYSTEM_PAGING_STATE: Attribute = Attribute {
-    prometheus: "system_paging_state",
+    prometheus: Some("system_paging_state"),
     otel: "system.paging.state",
 };
 
@@ -136,7 +147,7 @@ pub(crate) const HTTP_SERVER_ACTIVE_REQUESTS: Instrument = Instrument {
     prometheus_name: "http_server_active_requests",
     unit: MetricUnit::Count("{request}"),
     help: "Number of HTTP server requests in flight.",
-    kind: Kind::Gauge,
+    kind: Kind::UpDownCounter,
 };
 pub(crate) const HTTP_SERVER_REQUEST_BODY_SIZE: Instrument = Instrument {
     otel_name: "http.server.request.body.size",
@@ -158,14 +169,14 @@ pub(crate) const PROCESS_RESIDENT_MEMORY: Instrument = Instrument {
     prometheus_name: "process_resident_memory",
     unit: MetricUnit::Bytes,
     help: "Resident set size of this process.",
-    kind: Kind::Gauge,
+    kind: Kind::UpDownCounter,
 };
 pub(crate) const PROCESS_VIRTUAL_MEMORY: Instrument = Instrument {
     otel_name: "process.memory.virtual",
     prometheus_name: "process_virtual_memory",
     unit: MetricUnit::Bytes,
     help: "Virtual memory size of this process.",
-    kind: Kind::Gauge,
+    kind: Kind::UpDownCounter,
 };
 pub(crate) const PROCESS_CPU_TIME: Instrument = Instrument {
     otel_name: "process.cpu.time",
@@ -179,14 +190,14 @@ pub(crate) const PROCESS_OPEN_FDS: Instrument = Instrument {
     prometheus_name: "process_open_fds",
     unit: MetricUnit::Count("{file_descriptor}"),
     help: "Number of open file descriptors.",
-    kind: Kind::Gauge,
+    kind: Kind::UpDownCounter,
 };
 pub(crate) const PROCESS_MAX_FDS: Instrument = Instrument {
     otel_name: "process.unix.file_descriptor.limit",
     prometheus_name: "process_max_fds",
     unit: MetricUnit::Count("{file_descriptor}"),
     help: "Maximum number of open file descriptors.",
-    kind: Kind::Gauge,
+    kind: Kind::UpDownCounter,
 };
 pub(crate) const PROCESS_START_TIME: Instrument = Instrument {
     otel_name: "process.start_time",
@@ -207,28 +218,28 @@ pub(crate) const PROCESS_THREADS: Instrument = Instrument {
     prometheus_name: "process_threads",
     unit: MetricUnit::Count("{thread}"),
     help: "Number of OS threads of this process.",
-    kind: Kind::Gauge,
+    kind: Kind::UpDownCounter,
 };
 pub(crate) const SYSTEM_MEMORY_USAGE: Instrument = Instrument {
     otel_name: "system.memory.usage",
     prometheus_name: "system_memory_usage",
     unit: MetricUnit::Bytes,
     help: "System memory in use, by state.",
-    kind: Kind::Gauge,
+    kind: Kind::UpDownCounter,
 };
 pub(crate) const SYSTEM_MEMORY_LIMIT: Instrument = Instrument {
     otel_name: "system.memory.limit",
     prometheus_name: "system_memory_limit",
     unit: MetricUnit::Bytes,
     help: "Total system memory.",
-    kind: Kind::Gauge,
+    kind: Kind::UpDownCounter,
 };
 pub(crate) const SYSTEM_PAGING_USAGE: Instrument = Instrument {
     otel_name: "system.paging.usage",
     prometheus_name: "system_paging_usage",
     unit: MetricUnit::Bytes,
     help: "Swap space, by state (used and free add up to the total).",
-    kind: Kind::Gauge,
+    kind: Kind::UpDownCounter,
 };
 pub(crate) const BUILD_INFO: Instrument = Instrument {
     otel_name: "serverwatch.build.info",

@@ -1,4 +1,5 @@
 //! Exporters: each reads the shared state when asked and writes it out in
 //! its own format. None of them is on the request path.
 
+pub(crate) mod points;
 pub(crate) mod prometheus;

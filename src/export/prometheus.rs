@@ -7,16 +7,14 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use super::points::{self, Family, PointValue};
 use crate::Shared;
 use crate::histogram::HistogramSnapshot;
-use crate::http::store::SeriesSnapshot;
-use crate::instruments::{self as i, Attribute, Instrument, Kind};
+use crate::instruments::Kind;
 
 /// Content type of the OpenMetrics text format.
 pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
@@ -107,170 +105,90 @@ struct StateCollector(Arc<Shared>);
 
 type Labels = Vec<(&'static str, Cow<'static, str>)>;
 
-/// Selects one of the histograms of a series.
-type PickHistogram = fn(&SeriesSnapshot) -> &HistogramSnapshot;
-
 impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let shared = &self.0;
-        encode_requests(shared, &mut encoder)?;
-        encode_system(shared, &mut encoder)?;
-        let mut info = family(&mut encoder, &i::BUILD_INFO)?;
-        info.encode_info(&vec![
-            ("serverwatch_version", env!("CARGO_PKG_VERSION")),
-            ("service_name", shared.config.service_name.as_str()),
-            ("service_version", shared.config.service_version.as_str()),
-        ])
+        for family in points::read(&self.0) {
+            encode_family(&mut encoder, &family)?;
+        }
+        Ok(())
     }
 }
 
-fn family<'a>(
-    encoder: &'a mut DescriptorEncoder,
-    instrument: &'a Instrument,
-) -> Result<prometheus_client::encoding::MetricEncoder<'a>, std::fmt::Error> {
+fn encode_family(encoder: &mut DescriptorEncoder, family: &Family) -> Result<(), std::fmt::Error> {
+    let instrument = family.instrument;
     let kind = match instrument.kind {
         Kind::Counter => MetricType::Counter,
-        Kind::Gauge => MetricType::Gauge,
+        Kind::UpDownCounter | Kind::Gauge => MetricType::Gauge,
         Kind::Histogram => MetricType::Histogram,
         Kind::Info => MetricType::Info,
     };
-    encoder.encode_descriptor(
+    let mut metric = encoder.encode_descriptor(
         instrument.prometheus_name,
         instrument.help,
         instrument.unit.prometheus(),
         kind,
-    )
+    )?;
+    for (labels, sample) in samples(family) {
+        if labels.is_empty() || instrument.kind == Kind::Info {
+            write_sample(&mut metric, instrument.kind, &labels, &sample)?;
+        } else {
+            let mut labelled = metric.encode_family(&labels)?;
+            write_sample(&mut labelled, instrument.kind, &labels, &sample)?;
+        }
+    }
+    Ok(())
 }
 
-fn encode_requests(
-    shared: &Shared,
-    encoder: &mut DescriptorEncoder,
+fn write_sample(
+    metric: &mut MetricEncoder<'_>,
+    kind: Kind,
+    labels: &Labels,
+    sample: &Sample<'_>,
 ) -> Result<(), std::fmt::Error> {
-    let store = &shared.requests;
-    let series = store.snapshot();
-    let labels: Vec<Labels> = series
-        .iter()
-        .map(|s| match &s.key {
-            None => vec![(i::OVERFLOW.prometheus, Cow::Borrowed("true"))],
-            Some(key) => {
-                let mut l: Labels = vec![
-                    (
-                        i::HTTP_REQUEST_METHOD.prometheus,
-                        Cow::Borrowed(key.method.as_str()),
-                    ),
-                    (i::HTTP_ROUTE.prometheus, Cow::Owned(key.route.to_string())),
-                    (
-                        i::HTTP_RESPONSE_STATUS_CODE.prometheus,
-                        Cow::Owned(key.status.to_string()),
-                    ),
-                ];
-                if let Some(error) = key.error_type() {
-                    l.push((i::ERROR_TYPE.prometheus, Cow::Owned(error)));
-                }
-                l
-            }
-        })
-        .collect();
-
-    let histograms: [(&Instrument, &[f64], PickHistogram); 3] = [
-        (
-            &i::HTTP_SERVER_REQUEST_DURATION,
-            store.duration_bounds.exported,
-            |s| &s.duration,
-        ),
-        (
-            &i::HTTP_SERVER_REQUEST_BODY_SIZE,
-            store.size_bounds.exported,
-            |s| &s.request_size,
-        ),
-        (
-            &i::HTTP_SERVER_RESPONSE_BODY_SIZE,
-            store.size_bounds.exported,
-            |s| &s.response_size,
-        ),
-    ];
-    for (instrument, bounds, pick) in histograms {
-        let mut metric = family(encoder, instrument)?;
-        for (s, labels) in series.iter().zip(&labels) {
-            let h = pick(s);
+    match (kind, sample) {
+        // An info's labels are its value: written by `encode_info` itself.
+        (Kind::Info, _) => metric.encode_info(labels),
+        (Kind::Counter, Sample::Number(v)) => metric.encode_counter::<NoLabelSet, _, f64>(v, None),
+        (_, Sample::Number(v)) => metric.encode_gauge(v),
+        (_, Sample::Histogram(bounds, h)) => {
             let buckets: Vec<(f64, u64)> = bounds
                 .iter()
                 .copied()
                 .chain([f64::INFINITY])
                 .zip(h.buckets.iter().copied())
                 .collect();
-            metric
-                .encode_family(labels)?
-                .encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets, None)?;
+            metric.encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets, None)
         }
     }
-
-    let mut active = family(encoder, &i::HTTP_SERVER_ACTIVE_REQUESTS)?;
-    for (method, n) in store.active() {
-        let labels = [(i::HTTP_REQUEST_METHOD.prometheus, method.as_str())];
-        ConstGauge::new(n).encode(active.encode_family(&labels)?)?;
-    }
-    Ok(())
 }
 
-fn encode_system(shared: &Shared, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-    let s = shared.system.snapshot();
-    let p = &s.process;
-    let gauges: [(&Instrument, f64); 5] = [
-        (&i::PROCESS_RESIDENT_MEMORY, p.resident_bytes as f64),
-        (&i::PROCESS_VIRTUAL_MEMORY, p.virtual_bytes as f64),
-        (&i::PROCESS_START_TIME, p.start_time_seconds as f64),
-        (&i::PROCESS_UPTIME, s.uptime_seconds),
-        (&i::PROCESS_THREADS, p.threads as f64),
-    ];
-    for (instrument, value) in gauges {
-        ConstGauge::new(value).encode(family(encoder, instrument)?)?;
-    }
-    for (instrument, value) in [
-        (&i::PROCESS_OPEN_FDS, p.open_fds),
-        (&i::PROCESS_MAX_FDS, p.max_fds),
-    ] {
-        if let Some(value) = value {
-            ConstGauge::new(value as f64).encode(family(encoder, instrument)?)?;
+enum Sample<'a> {
+    Number(f64),
+    Histogram(&'static [f64], &'a HistogramSnapshot),
+}
+
+/// The family's points as Prometheus samples. Attributes without a
+/// Prometheus spelling (such as `cpu.mode`) are not labels: points that
+/// differ only in them are added up.
+fn samples(family: &Family) -> Vec<(Labels, Sample<'_>)> {
+    let mut out: Vec<(Labels, Sample<'_>)> = Vec::with_capacity(family.points.len());
+    for point in &family.points {
+        let labels: Labels = point
+            .attributes
+            .iter()
+            .filter_map(|(attribute, value)| Some((attribute.prometheus?, value.to_label())))
+            .collect();
+        match &point.value {
+            PointValue::Number(v) => match out.iter_mut().find(|(l, _)| *l == labels) {
+                Some((_, Sample::Number(sum))) => *sum += v,
+                _ => out.push((labels, Sample::Number(*v))),
+            },
+            PointValue::Histogram { bounds, data } => {
+                out.push((labels, Sample::Histogram(bounds, data)))
+            }
         }
     }
-    ConstCounter::new(p.cpu_seconds).encode(family(encoder, &i::PROCESS_CPU_TIME)?)?;
-
-    let m = &s.memory;
-    let memory = [
-        ("used", m.used),
-        ("free", m.free),
-        ("buffers", m.buffers),
-        ("cached", m.cached),
-    ];
-    labelled_gauges(
-        encoder,
-        &i::SYSTEM_MEMORY_USAGE,
-        &i::SYSTEM_MEMORY_STATE,
-        &memory,
-    )?;
-    ConstGauge::new(m.total as f64).encode(family(encoder, &i::SYSTEM_MEMORY_LIMIT)?)?;
-    let swap = [("used", s.swap.used), ("free", s.swap.free)];
-    labelled_gauges(
-        encoder,
-        &i::SYSTEM_PAGING_USAGE,
-        &i::SYSTEM_PAGING_STATE,
-        &swap,
-    )
-}
-
-fn labelled_gauges(
-    encoder: &mut DescriptorEncoder,
-    instrument: &Instrument,
-    attribute: &Attribute,
-    values: &[(&str, u64)],
-) -> Result<(), std::fmt::Error> {
-    let mut metric = family(encoder, instrument)?;
-    for (state, value) in values {
-        let labels = [(attribute.prometheus, *state)];
-        ConstGauge::new(*value as f64).encode(metric.encode_family(&labels)?)?;
-    }
-    Ok(())
+    out
 }
 
 #[cfg(test)]

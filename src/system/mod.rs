@@ -23,6 +23,8 @@ pub(crate) struct ProcessStats {
     pub(crate) resident_bytes: u64,
     pub(crate) virtual_bytes: u64,
     pub(crate) cpu_seconds: f64,
+    /// The same CPU time split into (user, system), where the OS tells it.
+    pub(crate) cpu_user_system: Option<(f64, f64)>,
     pub(crate) start_time_seconds: u64,
     pub(crate) threads: u64,
     pub(crate) open_fds: Option<u64>,

@@ -30,6 +30,10 @@ pub(super) fn complete(snapshot: &mut SystemSnapshot) {
         p.threads = *threads;
     }
     p.sockets = count_sockets();
+    if let Some((user, system)) = cpu_user_system() {
+        p.cpu_user_system = Some((user, system));
+        p.cpu_seconds = user + system;
+    }
     p.top_threads = top_threads();
 
     let meminfo = key_values("/proc/meminfo");
@@ -57,6 +61,18 @@ pub(super) fn complete(snapshot: &mut SystemSnapshot) {
     };
     snapshot.swap.swapped_in = pages("pswpin");
     snapshot.swap.swapped_out = pages("pswpout");
+}
+
+/// User and system CPU time of this process, from `/proc/self/stat`.
+fn cpu_user_system() -> Option<(f64, f64)> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces and parentheses: count from its end.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = rustix::param::clock_ticks_per_second() as f64;
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let user: f64 = fields.get(11)?.parse().ok()?;
+    let system: f64 = fields.get(12)?.parse().ok()?;
+    Some((user / ticks, system / ticks))
 }
 
 /// Parses `Key: 123 kB` and `key 123` lines; other lines are skipped.
@@ -131,6 +147,9 @@ mod tests {
         let m = &s.memory;
         assert_eq!(m.used + m.free + m.buffers + m.cached, m.total);
         assert!(s.process.data_bytes > 0);
+        let (user, system) = s.process.cpu_user_system.unwrap();
+        assert!(user >= 0.0 && system >= 0.0);
+        assert!((user + system - s.process.cpu_seconds).abs() < 1e-9);
     }
 
     #[test]
