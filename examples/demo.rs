@@ -12,6 +12,10 @@
 //! - `--ops-listen ADDR`: serve the observability routes on a listener of
 //!   their own instead of on the app;
 //! - `--token TOKEN`: protect the observability routes with a bearer token.
+//!
+//! With `OTEL_EXPORTER_OTLP_ENDPOINT` set (and the other standard `OTEL_*`
+//! variables, if you like) it also pushes its metrics over OTLP, and sends a
+//! last export when stopped with Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -124,6 +128,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    // The /panic route panics on purpose: one log line each, not a backtrace.
+    std::panic::set_hook(Box::new(|info| tracing::warn!("{info}")));
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {
@@ -166,9 +172,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::spawn(traffic(format!("http://{addr}")));
     }
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await?;
+    // The last OTLP export, so the final requests reach the collector.
+    watch.shutdown().await;
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what `docker stop` and Kubernetes send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
 }

@@ -37,6 +37,11 @@ use std::sync::Arc;
 
 use axum::Router;
 
+#[cfg(feature = "otlp")]
+#[doc(inline)]
+pub use crate::export::otlp::OtlpProtocol;
+#[cfg(feature = "otlp")]
+use crate::export::otlp::{OtlpExporter, OtlpSettings};
 #[doc(inline)]
 pub use crate::http::RequestMetricsLayer;
 use crate::http::store::RequestStore;
@@ -60,6 +65,8 @@ const RECENT_ERRORS_LIMIT: usize = 1_000;
 #[derive(Debug, Clone)]
 pub struct ServerWatch {
     shared: Arc<Shared>,
+    #[cfg(feature = "otlp")]
+    otlp: Option<Arc<OtlpExporter>>,
 }
 
 /// What every handle, layer and route shares.
@@ -155,6 +162,25 @@ impl ServerWatch {
         // custom one.
         routes.merge(app.layer(self.layer()))
     }
+
+    /// Stops the OTLP export after a last one, so that the final requests
+    /// reach the collector; waits at most the export timeout. Call it when
+    /// the server has stopped serving. Without OTLP (or a second time) it
+    /// returns at once.
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let watch = serverwatch::ServerWatch::builder().build()?;
+    /// // … axum::serve(listener, app).with_graceful_shutdown(signal).await?;
+    /// watch.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn shutdown(&self) {
+        #[cfg(feature = "otlp")]
+        if let Some(otlp) = &self.otlp {
+            otlp.shutdown().await;
+        }
+    }
 }
 
 /// Configures a [`ServerWatch`]; settings are checked by [`Builder::build`].
@@ -171,16 +197,20 @@ impl ServerWatch {
 #[derive(Debug, Clone)]
 pub struct Builder {
     config: Config,
+    /// Set by [`Builder::service_name`]; else the environment decides.
+    service_name: Option<String>,
+    #[cfg(feature = "otlp")]
+    otlp: OtlpSettings,
 }
 
 impl Default for Builder {
     fn default() -> Self {
         Self {
+            service_name: None,
+            #[cfg(feature = "otlp")]
+            otlp: OtlpSettings::default(),
             config: Config {
-                service_name: std::env::var("OTEL_SERVICE_NAME")
-                    .ok()
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| "unknown_service".to_owned()),
+                service_name: String::new(),
                 service_version: "unknown".to_owned(),
                 max_series: 2_000,
                 recent_errors: 10,
@@ -192,15 +222,17 @@ impl Default for Builder {
 }
 
 impl Builder {
-    /// The service's name, shown in `serverwatch_build_info`. Defaults to
-    /// `OTEL_SERVICE_NAME`, else `unknown_service`.
+    /// The service's name, shown in `serverwatch_build_info` and sent as
+    /// the OTLP `service.name`. Defaults to `OTEL_SERVICE_NAME`, else
+    /// `service.name` in `OTEL_RESOURCE_ATTRIBUTES` (with OTLP on), else
+    /// `unknown_service`.
     ///
     /// ```
     /// let watch = serverwatch::ServerWatch::builder().service_name("inventory").build()?;
     /// # Ok::<(), serverwatch::BuildError>(())
     /// ```
     pub fn service_name(mut self, name: impl Into<String>) -> Self {
-        self.config.service_name = name.into();
+        self.service_name = Some(name.into());
         self
     }
 
@@ -267,6 +299,83 @@ impl Builder {
         self
     }
 
+    /// Pushes every metric over OTLP to this collector endpoint, overriding
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`. For HTTP a base URL gets `/v1/metrics`
+    /// appended. OTLP is on when an endpoint is set here or in the
+    /// environment, unless `OTEL_METRICS_EXPORTER` names another exporter.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder()
+    ///     .otlp_endpoint("http://127.0.0.1:4318")
+    ///     .build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.otlp.endpoint = Some(url.into());
+        self
+    }
+
+    /// The OTLP transport, overriding `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    /// Default: HTTP/protobuf.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder()
+    ///     .otlp_protocol(serverwatch::OtlpProtocol::Grpc)
+    ///     .build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_protocol(mut self, protocol: OtlpProtocol) -> Self {
+        self.otlp.protocol = Some(protocol);
+        self
+    }
+
+    /// Adds a header (or gRPC metadata) to every export, on top of
+    /// `OTEL_EXPORTER_OTLP_HEADERS`; a name given here wins.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder()
+    ///     .otlp_header("api-key", "secret")
+    ///     .build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.otlp.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// How long one export may take, overriding `OTEL_EXPORTER_OTLP_TIMEOUT`.
+    /// Default 10 s.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder()
+    ///     .otlp_timeout(std::time::Duration::from_secs(2))
+    ///     .build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.otlp.timeout = Some(timeout);
+        self
+    }
+
+    /// Time between exports, overriding `OTEL_METRIC_EXPORT_INTERVAL`.
+    /// Default 60 s.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder()
+    ///     .otlp_export_interval(std::time::Duration::from_secs(10))
+    ///     .build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_export_interval(mut self, interval: std::time::Duration) -> Self {
+        self.otlp.interval = Some(interval);
+        self
+    }
+
     /// Checks the settings and builds the handle.
     ///
     /// ```
@@ -274,14 +383,54 @@ impl Builder {
     /// assert_eq!(err.setting(), "max_series");
     /// ```
     pub fn build(self) -> Result<ServerWatch, BuildError> {
-        let config = self.config.validated()?;
+        self.build_with_env(&|name| std::env::var(name).ok())
+    }
+
+    /// [`Builder::build`], reading the environment through `env`.
+    fn build_with_env(
+        self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ServerWatch, BuildError> {
+        #[cfg(feature = "otlp")]
+        let otlp = self.otlp.resolve(env)?;
+        let from_env = || {
+            let name = env("OTEL_SERVICE_NAME").filter(|s| !s.trim().is_empty());
+            #[cfg(feature = "otlp")]
+            let name = name.or_else(|| {
+                let attributes = &otlp.as_ref()?.resource_attributes;
+                attributes
+                    .iter()
+                    .find(|(k, _)| k == "service.name")
+                    .map(|(_, v)| v.clone())
+            });
+            name
+        };
+        let mut config = self.config;
+        config.service_name = self
+            .service_name
+            .or_else(from_env)
+            .unwrap_or_else(|| "unknown_service".to_owned());
+        let config = config.validated()?;
         let requests = Arc::new(RequestStore::new(config.max_series, config.recent_errors));
+        let shared = Arc::new(Shared {
+            config,
+            requests,
+            system: SystemWatch::new(),
+        });
+        #[cfg(feature = "otlp")]
+        let otlp = match otlp {
+            None => None,
+            Some(config) => Some(Arc::new(
+                OtlpExporter::start(Arc::clone(&shared), config).map_err(|e| BuildError {
+                    setting: "otlp_endpoint",
+                    reason: format!("cannot start the export thread: {e}"),
+                })?,
+            )),
+        };
         Ok(ServerWatch {
-            shared: Arc::new(Shared {
-                config,
-                requests,
-                system: SystemWatch::new(),
-            }),
+            shared,
+            #[cfg(feature = "otlp")]
+            otlp,
         })
     }
 }

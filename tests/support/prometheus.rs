@@ -1,0 +1,653 @@
+//! Helpers for the tests that check `/metrics` against the real Prometheus
+//! tools: a test app served in-process, a fixed request mix, a real
+//! Prometheus server (started on a free port with its own TSDB, killed on
+//! drop), `promtool check metrics`, Python's strict OpenMetrics parser, and a
+//! small exposition-format sample parser.
+//!
+//! Include it with `#[path = "support/prometheus.rs"] mod prometheus;`.
+//! Nothing here skips: a missing tool fails the test and says to run
+//! `scripts/install-test-deps`.
+
+#![allow(
+    dead_code,
+    reason = "each test file uses a different part of this module"
+)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde_json::Value;
+
+/// How long anything may take to appear (Prometheus readiness, a scrape
+/// result, a recorded request).
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Pause between two polls.
+const POLL_EVERY: Duration = Duration::from_millis(100);
+
+const INSTALL_HINT: &str = "run scripts/install-test-deps to install Prometheus, promtool and \
+                            Python's prometheus_client";
+
+// ---------------------------------------------------------------------------
+// Tools
+
+/// Fails the test, telling how to install it, unless `program args` runs and
+/// exits with success.
+pub fn require_tool(program: &str, args: &[&str]) {
+    match Command::new(program).args(args).output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "`{program} {}` failed ({}): {}{}\n{INSTALL_HINT}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        ),
+        Err(e) => panic!("cannot run `{program}`: {e}\n{INSTALL_HINT}"),
+    }
+}
+
+fn run_with_stdin(program: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run `{program}`: {e}\n{INSTALL_HINT}"));
+    // Write from a thread so that a tool writing a lot while we write cannot
+    // deadlock on full pipes.
+    let mut input = child.stdin.take().expect("piped stdin");
+    let text = stdin.to_owned();
+    let writer = std::thread::spawn(move || input.write_all(text.as_bytes()));
+    let out = child.wait_with_output().expect("waiting for the tool");
+    writer
+        .join()
+        .expect("stdin writer thread")
+        .unwrap_or_else(|e| panic!("writing to `{program}`: {e}"));
+    out
+}
+
+/// What `promtool check metrics` said about an exposition in the classic
+/// Prometheus text format.
+#[derive(Debug)]
+pub struct PromtoolReport {
+    pub success: bool,
+    /// stdout and stderr together: the lint problems, if any.
+    pub output: String,
+}
+
+/// Runs `promtool check metrics` with `text` on stdin.
+pub fn promtool_check_metrics(text: &str) -> PromtoolReport {
+    require_tool("promtool", &["--version"]);
+    let out = run_with_stdin("promtool", &["check", "metrics"], text);
+    PromtoolReport {
+        success: out.status.success(),
+        output: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// One metric family as the strict OpenMetrics parser saw it.
+#[derive(Debug, Clone)]
+pub struct OmFamily {
+    pub name: String,
+    pub kind: String,
+    pub unit: String,
+    pub samples: Vec<Sample>,
+}
+
+const OPENMETRICS_PARSER: &str = r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+text = sys.stdin.read()
+families = []
+for family in text_string_to_metric_families(text):
+    families.append({
+        "name": family.name,
+        "type": family.type,
+        "unit": family.unit,
+        "samples": [
+            {"name": s.name, "labels": dict(s.labels), "value": repr(float(s.value))}
+            for s in family.samples
+        ],
+    })
+json.dump(families, sys.stdout)
+"#;
+
+/// Parses `text` with `prometheus_client`'s strict OpenMetrics parser.
+/// `Err` carries the parser's complaint (its traceback).
+pub fn parse_openmetrics_strict(text: &str) -> Result<Vec<OmFamily>, String> {
+    require_tool(
+        "python3",
+        &["-c", "import prometheus_client.openmetrics.parser"],
+    );
+    let out = run_with_stdin("python3", &["-c", OPENMETRICS_PARSER], text);
+    if !out.status.success() {
+        return Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let families: Vec<Value> =
+        serde_json::from_slice(&out.stdout).expect("the parser script prints JSON");
+    Ok(families
+        .into_iter()
+        .map(|f| OmFamily {
+            name: f["name"].as_str().unwrap().to_owned(),
+            kind: f["type"].as_str().unwrap().to_owned(),
+            unit: f["unit"].as_str().unwrap_or_default().to_owned(),
+            samples: f["samples"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| Sample {
+                    name: s["name"].as_str().unwrap().to_owned(),
+                    labels: s["labels"]
+                        .as_object()
+                        .unwrap()
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+                        .collect(),
+                    value: parse_value(s["value"].as_str().unwrap())
+                        .expect("the parser script prints Python float reprs"),
+                })
+                .collect(),
+        })
+        .collect())
+}
+
+// ---------------------------------------------------------------------------
+// Exposition samples
+
+/// One sample line of an exposition (classic text or OpenMetrics).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+impl Sample {
+    /// Whether every `(name, value)` pair is among the sample's labels.
+    pub fn has_labels(&self, wanted: &[(&str, &str)]) -> bool {
+        wanted
+            .iter()
+            .all(|(k, v)| self.labels.get(*k).map(String::as_str) == Some(*v))
+    }
+}
+
+fn parse_value(s: &str) -> Option<f64> {
+    match s {
+        "+Inf" | "inf" => Some(f64::INFINITY),
+        "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
+        "NaN" | "nan" => Some(f64::NAN),
+        _ => s.parse().ok(),
+    }
+}
+
+/// Parses the sample lines of an exposition (comments and blank lines are
+/// skipped; label values may hold braces, spaces and escapes). A small,
+/// independent reader, so that the values one format carries can be checked
+/// against another.
+pub fn parse_samples(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|line| parse_sample_line(line).unwrap_or_else(|e| panic!("{e} in line {line:?}")))
+        .collect()
+}
+
+fn parse_sample_line(line: &str) -> Result<Sample, String> {
+    let name_end = line.find(['{', ' ']).ok_or("no value")?;
+    let name = line[..name_end].to_owned();
+    let mut labels = BTreeMap::new();
+    let mut rest = &line[name_end..];
+    if let Some(mut l) = rest.strip_prefix('{') {
+        loop {
+            l = l.trim_start_matches(',');
+            if let Some(after) = l.strip_prefix('}') {
+                rest = after;
+                break;
+            }
+            let (key, after) = l.split_once("=\"").ok_or("label without =\"")?;
+            let mut value = String::new();
+            let mut chars = after.char_indices();
+            let end = loop {
+                match chars.next().ok_or("unterminated label value")? {
+                    (i, '"') => break i,
+                    (_, '\\') => match chars.next().ok_or("dangling escape")?.1 {
+                        'n' => value.push('\n'),
+                        c => value.push(c),
+                    },
+                    (_, c) => value.push(c),
+                }
+            };
+            labels.insert(key.to_owned(), value);
+            l = &after[end + 1..];
+        }
+    }
+    // The value, then an optional timestamp and exemplar (`# {...} v`).
+    let value = rest
+        .split_whitespace()
+        .next()
+        .ok_or("no value after the labels")?;
+    let value = parse_value(value).ok_or_else(|| format!("bad value {value:?}"))?;
+    Ok(Sample {
+        name,
+        labels,
+        value,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Polling
+
+/// Calls `check` until it returns `Ok`, at most until `deadline` has passed;
+/// then fails with `what` and the last `Err`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) if start.elapsed() >= deadline => {
+                panic!("timed out after {deadline:?} waiting for {what}; last: {last}")
+            }
+            Err(_) => tokio::time::sleep(POLL_EVERY).await,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The test app and its traffic
+
+/// The app's routes, wrapped by `watch.instrument`.
+pub fn app(watch: &serverwatch::ServerWatch) -> Router {
+    async fn item(Path(id): Path<u64>) -> Result<String, StatusCode> {
+        if id == 0 {
+            return Err(StatusCode::NOT_FOUND);
+        }
+        Ok(format!("{{\"id\":{id}}}"))
+    }
+    async fn panics() -> &'static str {
+        panic!("the /panic route panics on purpose")
+    }
+    async fn user(Path(id): Path<u64>) -> String {
+        format!("user {id}")
+    }
+    let app = Router::new()
+        .route("/items/{id}", get(item))
+        .route(
+            "/fail",
+            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "failed on purpose") }),
+        )
+        .route("/panic", get(panics))
+        .nest("/api", Router::new().route("/users/{id}", get(user)));
+    watch.instrument(app)
+}
+
+/// Serves [`app`] on 127.0.0.1, on a free port, in this runtime.
+pub async fn spawn_app(watch: &serverwatch::ServerWatch) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding the test app");
+    let addr = listener.local_addr().unwrap();
+    let app = app(watch);
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serving the app") });
+    addr
+}
+
+/// One expected request series: route template, status, `error_type` ("" for
+/// none), and how many requests were sent.
+pub type Expected = (&'static str, u16, &'static str, u64);
+
+/// The request mix, and what each request must be recorded as.
+pub const EXPECTED: [Expected; 6] = [
+    ("/items/{id}", 200, "", 37),
+    ("/items/{id}", 404, "", 5),
+    ("/fail", 500, "500", 3),
+    ("/panic", 500, "panic", 2),
+    ("unmatched", 404, "", 4),
+    ("/api/users/{id}", 200, "", 6),
+];
+
+/// Total requests of [`EXPECTED`].
+pub fn expected_total() -> u64 {
+    EXPECTED.iter().map(|e| e.3).sum()
+}
+
+/// The raw paths the mix sends, for checking none becomes a label value.
+pub fn raw_paths() -> Vec<String> {
+    let mut paths = Vec::new();
+    paths.extend((1..=37).map(|i| format!("/items/{i}")));
+    paths.extend((0..5).map(|_| "/items/0".to_owned()));
+    paths.extend((0..3).map(|_| "/fail".to_owned()));
+    paths.extend((0..2).map(|_| "/panic".to_owned()));
+    paths.extend((1..=4).map(|i| format!("/nope/{i}")));
+    paths.extend((1..=6).map(|i| format!("/api/users/{i}")));
+    paths
+}
+
+/// Sends the mix of [`EXPECTED`] and checks each answer's status.
+pub async fn send_traffic(addr: SocketAddr) {
+    let client = reqwest::Client::new();
+    let paths = raw_paths();
+    assert_eq!(paths.len() as u64, expected_total());
+    for path in paths {
+        let want = match path.as_str() {
+            "/items/0" | "/nope/1" | "/nope/2" | "/nope/3" | "/nope/4" => 404,
+            "/fail" | "/panic" => 500,
+            _ => 200,
+        };
+        let response = client
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(response.status().as_u16(), want, "GET {path}");
+        // Read the body: the request is recorded once its body is done.
+        response.bytes().await.unwrap();
+    }
+}
+
+/// The expected counts keyed like [`counts_by_series`] keys them.
+pub fn expected_counts() -> BTreeMap<(String, String, String), f64> {
+    EXPECTED
+        .iter()
+        .map(|(route, status, error, n)| {
+            (
+                ((*route).to_owned(), status.to_string(), (*error).to_owned()),
+                *n as f64,
+            )
+        })
+        .collect()
+}
+
+/// Sums `http_server_request_duration_seconds_count` samples by (route,
+/// status, error_type) ("" when there is no error_type).
+pub fn counts_by_series(samples: &[Sample]) -> BTreeMap<(String, String, String), f64> {
+    let mut counts = BTreeMap::new();
+    for s in samples
+        .iter()
+        .filter(|s| s.name == "http_server_request_duration_seconds_count")
+    {
+        let label = |k: &str| s.labels.get(k).cloned().unwrap_or_default();
+        *counts
+            .entry((
+                label("http_route"),
+                label("http_response_status_code"),
+                label("error_type"),
+            ))
+            .or_insert(0.0) += s.value;
+    }
+    counts
+}
+
+// ---------------------------------------------------------------------------
+// Prometheus
+
+/// A Prometheus server of the test's own, on 127.0.0.1, scraping one target
+/// every second. Killed (by its PID) and its TSDB removed on drop.
+#[derive(Debug)]
+pub struct Prometheus {
+    child: Child,
+    dir: PathBuf,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    client: reqwest::Client,
+}
+
+fn fresh_temp_dir() -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!(
+        "serverwatch-prometheus-{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
+}
+
+/// A port that was free a moment ago (bound on :0, then released).
+fn free_port() -> u16 {
+    StdTcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding 127.0.0.1:0")
+        .port()
+}
+
+impl Prometheus {
+    /// Starts Prometheus scraping `target` under job `job` every second and
+    /// waits until it is ready. Retries on another port if the one picked was
+    /// taken in the meantime.
+    pub async fn start(job: &str, target: SocketAddr) -> Self {
+        require_tool("prometheus", &["--version"]);
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let mut failures = Vec::new();
+        for _attempt in 0..5 {
+            let dir = fresh_temp_dir();
+            let config = dir.join("prometheus.yml");
+            std::fs::write(
+                &config,
+                format!(
+                    "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                     scrape_configs:\n  - job_name: {job}\n    static_configs:\n      \
+                     - targets: ['{target}']\n"
+                ),
+            )
+            .unwrap();
+            let tsdb = dir.join("tsdb");
+            let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+            let port = free_port();
+            let child = Command::new("prometheus")
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run `prometheus`: {e}\n{INSTALL_HINT}"));
+            let mut prometheus = Prometheus {
+                child,
+                dir,
+                url: format!("http://127.0.0.1:{port}"),
+                client: client.clone(),
+            };
+            match prometheus.wait_ready(&tsdb).await {
+                Ok(()) => return prometheus,
+                Err(e) => failures.push(e),
+            }
+            // Dropping `prometheus` kills it and removes its directory.
+        }
+        panic!("Prometheus did not start:\n{}", failures.join("\n---\n"));
+    }
+
+    /// Polls `/-/ready` until it answers 200, then checks that the server
+    /// answering is this one (another test's Prometheus could have taken the
+    /// port first). `Err` when the process exited or the port was not ours.
+    async fn wait_ready(&mut self, tsdb: &std::path::Path) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Err(format!("prometheus exited ({status}):\n{}", self.log()));
+            }
+            let ready = self
+                .client
+                .get(format!("{}/-/ready", self.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                break;
+            }
+            if start.elapsed() > DEADLINE {
+                panic!(
+                    "Prometheus at {} not ready after {DEADLINE:?}:\n{}",
+                    self.url,
+                    self.log()
+                );
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+        let flags: Value = self
+            .client
+            .get(format!("{}/api/v1/status/flags", self.url))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        let path = flags["data"]["storage.tsdb.path"].as_str().unwrap_or("");
+        if path != tsdb.to_str().unwrap() {
+            return Err(format!(
+                "{} is another Prometheus (TSDB {path:?}), the port was taken",
+                self.url
+            ));
+        }
+        Ok(())
+    }
+
+    /// Prometheus's own log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// Runs an instant PromQL query and returns `data.result` (for a vector,
+    /// an array of `{"metric": {...}, "value": [ts, "v"]}`).
+    pub async fn query(&self, promql: &str) -> Value {
+        let body = self
+            .api("/api/v1/query", &[("query", promql)])
+            .await
+            .unwrap_or_else(|e| panic!("query {promql:?}: {e}"));
+        body["data"]["result"].clone()
+    }
+
+    /// The label sets of the series matching `matcher` (`/api/v1/series`).
+    pub async fn series(&self, matcher: &str) -> Vec<BTreeMap<String, String>> {
+        let body = self
+            .api("/api/v1/series", &[("match[]", matcher)])
+            .await
+            .unwrap_or_else(|e| panic!("series {matcher:?}: {e}"));
+        body["data"]
+            .as_array()
+            .expect("series data is an array")
+            .iter()
+            .map(|s| {
+                s.as_object()
+                    .expect("a series is an object")
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    async fn api(&self, path: &str, params: &[(&str, &str)]) -> Result<Value, String> {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .query(params)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body: Value = response.json().await.map_err(|e| e.to_string())?;
+        if !status.is_success() || body["status"] != "success" {
+            return Err(format!("{status}: {body}"));
+        }
+        Ok(body)
+    }
+
+    /// The active scrape targets as `/api/v1/targets` reports them.
+    pub async fn targets_json(&self) -> Value {
+        self.api("/api/v1/targets", &[])
+            .await
+            .unwrap_or_else(|e| panic!("targets: {e}"))["data"]["activeTargets"]
+            .clone()
+    }
+
+    /// The active scrape targets, for messages.
+    pub async fn targets(&self) -> String {
+        match self.api("/api/v1/targets", &[]).await {
+            Ok(body) => body["data"]["activeTargets"].to_string(),
+            Err(e) => e,
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The `(value, labels)` of an instant-vector result, one per series.
+pub fn vector(result: &Value) -> Vec<(BTreeMap<String, String>, f64)> {
+    result
+        .as_array()
+        .expect("an instant vector")
+        .iter()
+        .map(|r| {
+            let labels = r["metric"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect();
+            let value = parse_value(r["value"][1].as_str().unwrap()).unwrap();
+            (labels, value)
+        })
+        .collect()
+}
+
+/// Every label value of `series` that is a raw request path: one of `sent`,
+/// or a path with a concrete id where the route template should be.
+pub fn raw_path_labels(series: &[BTreeMap<String, String>], sent: &[String]) -> Vec<String> {
+    let sent: BTreeSet<&str> = sent.iter().map(String::as_str).collect();
+    // Label values that may equal a sent path because they are its template.
+    let templates: BTreeSet<&str> = EXPECTED.iter().map(|e| e.0).collect();
+    let mut found = BTreeSet::new();
+    for labels in series {
+        for value in labels.values() {
+            let raw = (sent.contains(value.as_str()) && !templates.contains(value.as_str()))
+                || value.starts_with("/nope")
+                || value
+                    .strip_prefix("/items/")
+                    .or_else(|| value.strip_prefix("/api/users/"))
+                    .is_some_and(|id| id.bytes().all(|b| b.is_ascii_digit()));
+            if raw {
+                found.insert(value.clone());
+            }
+        }
+    }
+    found.into_iter().collect()
+}
