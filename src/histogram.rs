@@ -98,6 +98,21 @@ impl HistogramSnapshot {
         self.sum += other.sum;
     }
 
+    /// What was added since `earlier`, a snapshot of the same histogram.
+    pub(crate) fn minus(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
+        let buckets: Vec<u64> = self
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, n)| n.saturating_sub(earlier.buckets.get(i).copied().unwrap_or(0)))
+            .collect();
+        HistogramSnapshot {
+            count: buckets.iter().sum(),
+            sum: (self.sum - earlier.sum).max(0.0),
+            buckets,
+        }
+    }
+
     /// Estimates a quantile (0..=1) by linear interpolation inside the bucket,
     /// the way PromQL's `histogram_quantile` does.
     pub(crate) fn quantile(&self, bounds: &[f64], q: f64) -> f64 {

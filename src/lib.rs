@@ -24,9 +24,13 @@
 //! The examples in `examples/` show each way of using the crate; `demo.rs` is
 //! a complete sample service.
 
+#[cfg(feature = "dashboard")]
+mod dashboard;
 mod export;
 mod health;
 mod histogram;
+#[cfg(feature = "dashboard")]
+mod history;
 pub mod http;
 mod instruments;
 mod routes;
@@ -75,6 +79,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) requests: Arc<RequestStore>,
     pub(crate) system: SystemWatch,
+    #[cfg(feature = "dashboard")]
+    pub(crate) history: history::History,
 }
 
 /// Validated settings.
@@ -416,7 +422,11 @@ impl Builder {
             config,
             requests,
             system: SystemWatch::new(),
+            #[cfg(feature = "dashboard")]
+            history: history::History::default(),
         });
+        #[cfg(feature = "dashboard")]
+        history::History::start(&shared);
         #[cfg(feature = "otlp")]
         let otlp = match otlp {
             None => None,

@@ -23,6 +23,8 @@ where
     let routes = Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health));
+    #[cfg(feature = "dashboard")]
+    let routes = routes.merge(crate::dashboard::routes());
     let routes = if protected {
         routes.layer(middleware::from_fn_with_state(
             Arc::clone(&shared),
