@@ -124,12 +124,20 @@ fn totals(shared: &Shared) -> Totals {
     t
 }
 
-fn difference(shared: &Shared, before: &Totals, now: &Totals, seconds: f64, at: SystemTime) -> Sample {
+fn difference(
+    shared: &Shared,
+    before: &Totals,
+    now: &Totals,
+    seconds: f64,
+    at: SystemTime,
+) -> Sample {
     let interval = now.duration.minus(&before.duration);
     let errors = now.errors.saturating_sub(before.errors);
     let bounds = shared.requests.duration_bounds.exported;
     Sample {
-        time: at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+        time: at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
         request_rate: interval.count as f64 / seconds,
         error_rate: crate::system::percent(errors, interval.count),
         p50: interval.quantile(bounds, 0.50),
@@ -176,7 +184,10 @@ mod tests {
         let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
         record(shared, "/a", 200, 1);
         history.sample(shared, t0);
-        assert!(history.document().samples.is_empty(), "the first call sets the baseline");
+        assert!(
+            history.document().samples.is_empty(),
+            "the first call sets the baseline"
+        );
 
         for _ in 0..8 {
             record(shared, "/a", 200, 1);

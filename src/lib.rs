@@ -34,6 +34,7 @@ mod history;
 pub mod http;
 mod instruments;
 mod routes;
+mod series;
 mod system;
 
 use std::fmt;

@@ -5,15 +5,15 @@
 //! snapshots of this store; nothing else holds request numbers.
 
 use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use arc_swap::ArcSwap;
-use hashbrown::{Equivalent, HashMap};
+use hashbrown::Equivalent;
 
 use crate::histogram::{AtomicHistogram, Bounds, HistogramSnapshot};
 use crate::instruments::{BODY_SIZE_BOUNDS_BYTES, DURATION_BOUNDS_SECONDS};
+use crate::series::{SeriesSet, ToKey};
 
 /// The `http.route` value of requests that matched no route. A raw path
 /// never becomes a label value.
@@ -112,6 +112,17 @@ impl SeriesKey {
     }
 }
 
+impl ToKey<SeriesKey> for SeriesKey<&str> {
+    fn to_key(&self) -> SeriesKey {
+        SeriesKey {
+            method: self.method,
+            route: self.route.into(),
+            status: self.status,
+            error: self.error,
+        }
+    }
+}
+
 impl Equivalent<SeriesKey> for SeriesKey<&str> {
     fn equivalent(&self, key: &SeriesKey) -> bool {
         self.method == key.method
@@ -160,19 +171,12 @@ pub(crate) struct RecentError {
     pub(crate) message: String,
 }
 
-type SeriesMap = HashMap<SeriesKey, Arc<Series>, foldhash::fast::RandomState>;
-
 /// The request metrics of one [`ServerWatch`](crate::ServerWatch).
 #[derive(Debug)]
 pub(crate) struct RequestStore {
     pub(crate) duration_bounds: Bounds,
     pub(crate) size_bounds: Bounds,
-    /// Read on every request without locking; replaced (copy on write) when a
-    /// new label set appears, which happens at most `max_series` times.
-    series: ArcSwap<SeriesMap>,
-    insert: Mutex<()>,
-    overflow: Series,
-    max_series: usize,
+    series: SeriesSet<SeriesKey, Series>,
     active: [AtomicI64; Method::ALL.len()],
     recent_errors: Mutex<VecDeque<RecentError>>,
     recent_errors_capacity: usize,
@@ -184,12 +188,9 @@ impl RequestStore {
         let size_bounds = Bounds::new(&BODY_SIZE_BOUNDS_BYTES, 1.0);
         let overflow = Series::new(&duration_bounds, &size_bounds);
         Self {
+            series: SeriesSet::new(max_series, overflow),
             duration_bounds,
             size_bounds,
-            series: ArcSwap::from_pointee(SeriesMap::default()),
-            insert: Mutex::new(()),
-            overflow,
-            max_series,
             active: Default::default(),
             recent_errors: Mutex::new(VecDeque::with_capacity(recent_errors_capacity)),
             recent_errors_capacity,
@@ -208,47 +209,14 @@ impl RequestStore {
 
     /// Records a finished request.
     pub(crate) fn record(&self, observation: &Observation<'_>) {
-        let map = self.series.load();
-        if let Some(series) = map.get(&observation.key) {
-            series.record(self, observation);
-        } else {
-            drop(map);
-            match self.insert_series(&observation.key) {
-                Some(series) => series.record(self, observation),
-                None => self.overflow.record(self, observation),
-            }
-        }
+        self.series.with(
+            &observation.key,
+            || Series::new(&self.duration_bounds, &self.size_bounds),
+            |series| series.record(self, observation),
+        );
         if observation.key.error.is_some() && self.recent_errors_capacity > 0 {
             self.push_error(observation);
         }
-    }
-
-    /// Adds a label set, unless the cap is reached.
-    fn insert_series(&self, key: &SeriesKey<&str>) -> Option<Arc<Series>> {
-        if self.series.load().len() >= self.max_series {
-            return None;
-        }
-        let _guard = self.insert.lock().unwrap_or_else(|e| e.into_inner());
-        let current = self.series.load_full();
-        if let Some(series) = current.get(key) {
-            return Some(Arc::clone(series));
-        }
-        if current.len() >= self.max_series {
-            return None;
-        }
-        let series = Arc::new(Series::new(&self.duration_bounds, &self.size_bounds));
-        let mut next = SeriesMap::clone(&current);
-        next.insert(
-            SeriesKey {
-                method: key.method,
-                route: key.route.into(),
-                status: key.status,
-                error: key.error,
-            },
-            Arc::clone(&series),
-        );
-        self.series.store(Arc::new(next));
-        Some(series)
     }
 
     fn push_error(&self, observation: &Observation<'_>) {
@@ -287,13 +255,14 @@ impl RequestStore {
     /// Copies every series, sorted by labels; the overflow series comes last
     /// and only once it has been used.
     pub(crate) fn snapshot(&self) -> Vec<SeriesSnapshot> {
-        let map = self.series.load_full();
-        let mut out: Vec<SeriesSnapshot> = map
-            .iter()
-            .map(|(key, series)| series.snapshot(self, Some(key.clone())))
+        let mut out: Vec<SeriesSnapshot> = self
+            .series
+            .entries()
+            .into_iter()
+            .map(|(key, series)| series.snapshot(self, Some(key)))
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
-        let overflow = self.overflow.snapshot(self, None);
+        let overflow = self.series.overflow().snapshot(self, None);
         if overflow.duration.count > 0 {
             out.push(overflow);
         }
