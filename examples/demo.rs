@@ -13,6 +13,10 @@
 //!   their own instead of on the app;
 //! - `--token TOKEN`: protect the observability routes with a bearer token.
 //!
+//! With `MONGODB_URI` set, `/items/{id}` stores and reads its items in
+//! MongoDB (database `serverwatch_demo`), so the database metrics move and
+//! `/health` probes the server.
+//!
 //! With `OTEL_EXPORTER_OTLP_ENDPOINT` set (and the other standard `OTEL_*`
 //! variables, if you like) it also pushes its metrics over OTLP, and sends a
 //! last export when stopped with Ctrl-C or SIGTERM.
@@ -70,10 +74,13 @@ fn parse_addr(flag: &str, value: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("{flag} {value:?}: {e} (expected HOST:PORT, like 127.0.0.1:3000)"))
 }
 
+/// Where items live: in MongoDB when `MONGODB_URI` is set, else made up.
+type Items = Option<mongodb::Collection<mongodb::bson::Document>>;
+
 /// The sample API.
-fn app() -> Router {
+fn app(items: Items) -> Router {
     Router::new()
-        .route("/items/{id}", get(item))
+        .route("/items/{id}", get(move |path| item(path, items.clone())))
         .route(
             "/fail",
             get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "failed on purpose") }),
@@ -88,11 +95,27 @@ fn app() -> Router {
         )
 }
 
-async fn item(Path(id): Path<u64>) -> Result<String, StatusCode> {
+async fn item(Path(id): Path<u64>, items: Items) -> Result<String, StatusCode> {
     if id == 0 {
         return Err(StatusCode::NOT_FOUND);
     }
-    Ok(format!("{{\"id\":{id},\"name\":\"item {id}\"}}"))
+    let name = format!("item {id}");
+    if let Some(items) = items {
+        let key = mongodb::bson::doc! {"_id": id as i64};
+        let found = items.find_one(key.clone()).await.map_err(|e| {
+            tracing::warn!("MongoDB find failed: {e}");
+            StatusCode::SERVICE_UNAVAILABLE
+        })?;
+        if found.is_none() {
+            let mut doc = key;
+            doc.insert("name", &name);
+            items.insert_one(doc).await.map_err(|e| {
+                tracing::warn!("MongoDB insert failed: {e}");
+                StatusCode::SERVICE_UNAVAILABLE
+            })?;
+        }
+    }
+    Ok(format!("{{\"id\":{id},\"name\":\"{name}\"}}"))
 }
 
 async fn panics() -> &'static str {
@@ -144,6 +167,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(token) = &args.token {
         builder = builder.bearer_token(token);
     }
+    let mut items: Items = None;
+    if let Ok(uri) = std::env::var("MONGODB_URI") {
+        let mut options = mongodb::options::ClientOptions::parse(&uri).await?;
+        // Fail fast when the server is down, rather than after the driver's 30 s.
+        options.server_selection_timeout = Some(Duration::from_secs(2));
+        builder = builder.instrument_mongodb(&mut options);
+        let client = mongodb::Client::with_options(options)?;
+        items = Some(client.database("serverwatch_demo").collection("items"));
+        builder = builder.mongodb(client);
+        tracing::info!("storing items in MongoDB (MONGODB_URI)");
+    }
     let watch = builder.build()?;
 
     let listener = TcpListener::bind(args.listen).await?;
@@ -153,7 +187,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracing::info!(
                 "observability routes on http://{addr}/metrics and http://{addr}/health"
             );
-            watch.instrument(app())
+            watch.instrument(app(items))
         }
         Some(ops_addr) => {
             let ops = TcpListener::bind(ops_addr).await?;
@@ -163,7 +197,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
             let router = watch.router();
             tokio::spawn(async move { axum::serve(ops, router).await });
-            app().layer(watch.layer())
+            app(items).layer(watch.layer())
         }
     };
     tracing::info!("sample API on http://{addr} (/items/{{id}}, /fail, /panic, /slow)");

@@ -33,10 +33,25 @@ pub(crate) struct Uptime {
     pub(crate) formatted: String,
 }
 
+/// `database`: `{"status": "not configured"}`, or the probe's report.
 #[derive(Debug, Serialize)]
-pub(crate) struct Database {
-    /// `"healthy"`, `"error: …"` or `"not configured"`.
-    pub(crate) status: String,
+#[serde(untagged)]
+pub(crate) enum Database {
+    NotConfigured {
+        status: &'static str,
+    },
+    #[cfg(feature = "mongodb")]
+    Mongo(crate::mongo::DatabaseReport),
+}
+
+impl Database {
+    fn healthy(&self) -> bool {
+        match self {
+            Database::NotConfigured { .. } => true,
+            #[cfg(feature = "mongodb")]
+            Database::Mongo(report) => report.healthy,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -170,14 +185,13 @@ pub(crate) struct ErrorEntry {
 }
 
 impl HealthReport {
-    /// Reads the shared state.
-    pub(crate) fn read(shared: &Shared) -> Self {
-        let database = Database {
-            status: DATABASE_NOT_CONFIGURED.to_owned(),
-        };
+    /// Reads the shared state; probes the database if its last probe is
+    /// older than the probe interval (bounded by the probe timeout).
+    pub(crate) async fn read(shared: &Shared) -> Self {
+        let database = database(shared).await;
         let system = shared.system.snapshot();
         Self {
-            status: if database_is_healthy(&database.status) {
+            status: if database.healthy() {
                 "healthy"
             } else {
                 "unhealthy"
@@ -202,8 +216,15 @@ impl HealthReport {
     }
 }
 
-fn database_is_healthy(status: &str) -> bool {
-    status == "healthy" || status == DATABASE_NOT_CONFIGURED
+async fn database(shared: &Shared) -> Database {
+    #[cfg(feature = "mongodb")]
+    if let Some(mongo) = &shared.mongo {
+        return Database::Mongo(mongo.report().await);
+    }
+    let _ = shared;
+    Database::NotConfigured {
+        status: DATABASE_NOT_CONFIGURED,
+    }
 }
 
 fn memory_analysis(s: &SystemSnapshot) -> MemoryAnalysis {
@@ -395,12 +416,5 @@ mod tests {
         assert_eq!(format_utc(UNIX_EPOCH), "1970-01-01 00:00:00 UTC");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(format_utc(leap), "2000-02-29 00:00:00 UTC");
-    }
-
-    #[test]
-    fn a_failing_database_makes_the_service_unavailable() {
-        assert!(database_is_healthy("healthy"));
-        assert!(database_is_healthy(DATABASE_NOT_CONFIGURED));
-        assert!(!database_is_healthy("error: connection refused"));
     }
 }

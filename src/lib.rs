@@ -33,6 +33,8 @@ mod histogram;
 mod history;
 pub mod http;
 mod instruments;
+#[cfg(feature = "mongodb")]
+mod mongo;
 mod routes;
 mod series;
 mod system;
@@ -82,6 +84,8 @@ pub(crate) struct Shared {
     pub(crate) system: SystemWatch,
     #[cfg(feature = "dashboard")]
     pub(crate) history: history::History,
+    #[cfg(feature = "mongodb")]
+    pub(crate) mongo: Option<mongo::MongoWatch>,
 }
 
 /// Validated settings.
@@ -208,6 +212,8 @@ pub struct Builder {
     service_name: Option<String>,
     #[cfg(feature = "otlp")]
     otlp: OtlpSettings,
+    #[cfg(feature = "mongodb")]
+    mongo: mongo::MongoSettings,
 }
 
 impl Default for Builder {
@@ -216,6 +222,8 @@ impl Default for Builder {
             service_name: None,
             #[cfg(feature = "otlp")]
             otlp: OtlpSettings::default(),
+            #[cfg(feature = "mongodb")]
+            mongo: mongo::MongoSettings::default(),
             config: Config {
                 service_name: String::new(),
                 service_version: "unknown".to_owned(),
@@ -383,6 +391,73 @@ impl Builder {
         self
     }
 
+    /// Records the MongoDB driver's commands and connection pool: installs
+    /// serverwatch's command and connection-pool event handlers on `options`
+    /// (before the client is built from them) and remembers the credentials
+    /// in them, so that they are redacted from everything serverwatch shows.
+    /// The options must not have event handlers of their own.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use mongodb::{Client, options::ClientOptions};
+    ///
+    /// let mut options = ClientOptions::parse("mongodb://127.0.0.1:27017").await?;
+    /// let builder = serverwatch::ServerWatch::builder().instrument_mongodb(&mut options);
+    /// let client = Client::with_options(options)?;
+    /// let watch = builder.mongodb(client).build()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "mongodb")]
+    pub fn instrument_mongodb(mut self, options: &mut mongodb::options::ClientOptions) -> Self {
+        self.mongo.instrument(options);
+        self
+    }
+
+    /// Probes this client for `/health`: `ping` on `admin`, at most one per
+    /// [`mongodb_probe_interval`](Self::mongodb_probe_interval), each bounded by
+    /// [`mongodb_probe_timeout`](Self::mongodb_probe_timeout). A failed probe
+    /// makes the service unhealthy (503).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = mongodb::Client::with_uri_str("mongodb://127.0.0.1:27017").await?;
+    /// let watch = serverwatch::ServerWatch::builder().mongodb(client).build()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "mongodb")]
+    pub fn mongodb(mut self, client: mongodb::Client) -> Self {
+        self.mongo.client(client);
+        self
+    }
+
+    /// The longest a health probe may take. Default 1 s.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder()
+    ///     .mongodb_probe_timeout(std::time::Duration::from_millis(500))
+    ///     .build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    #[cfg(feature = "mongodb")]
+    pub fn mongodb_probe_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.mongo.timeout = timeout;
+        self
+    }
+
+    /// How long a probe's result is reused. Default 5 s.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder()
+    ///     .mongodb_probe_interval(std::time::Duration::from_secs(2))
+    ///     .build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    #[cfg(feature = "mongodb")]
+    pub fn mongodb_probe_interval(mut self, interval: std::time::Duration) -> Self {
+        self.mongo.interval = interval;
+        self
+    }
+
     /// Checks the settings and builds the handle.
     ///
     /// ```
@@ -418,6 +493,8 @@ impl Builder {
             .or_else(from_env)
             .unwrap_or_else(|| "unknown_service".to_owned());
         let config = config.validated()?;
+        #[cfg(feature = "mongodb")]
+        let mongo = self.mongo.build()?;
         let requests = Arc::new(RequestStore::new(config.max_series, config.recent_errors));
         let shared = Arc::new(Shared {
             config,
@@ -425,6 +502,8 @@ impl Builder {
             system: SystemWatch::new(),
             #[cfg(feature = "dashboard")]
             history: history::History::default(),
+            #[cfg(feature = "mongodb")]
+            mongo,
         });
         #[cfg(feature = "dashboard")]
         history::History::start(&shared);
@@ -561,7 +640,10 @@ mod tests {
     #[test]
     fn an_unhealthy_report_answers_503() {
         let watch = ServerWatch::builder().build().unwrap();
-        let mut report = HealthReport::read(&watch.shared);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut report = runtime.block_on(HealthReport::read(&watch.shared));
         assert_eq!(report.http_status(), ::http::StatusCode::OK);
         report.status = "unhealthy";
         assert_eq!(

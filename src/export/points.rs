@@ -72,6 +72,10 @@ impl Family {
 pub(crate) fn read(shared: &Shared) -> Vec<Family> {
     let mut families = requests(shared);
     families.extend(system(shared));
+    #[cfg(feature = "mongodb")]
+    if let Some(mongo) = &shared.mongo {
+        families.extend(database(mongo));
+    }
     let c = &shared.config;
     let build_info = vec![
         (
@@ -233,5 +237,87 @@ fn system(shared: &Shared) -> Vec<Family> {
             &[("used", s.swap.used), ("free", s.swap.free)],
         ),
     });
+    families
+}
+
+#[cfg(feature = "mongodb")]
+fn database(mongo: &crate::mongo::MongoWatch) -> Vec<Family> {
+    use crate::instruments::database as db;
+
+    let mut families = Vec::new();
+    if let Some(probe) = mongo.probe.as_ref().and_then(|p| p.last()) {
+        let one = |instrument, value: f64| Family::new(instrument).number(Vec::new(), value);
+        families.push(one(&db::DATABASE_UP, if probe.healthy { 1.0 } else { 0.0 }));
+        families.push(one(
+            &db::DATABASE_PING_DURATION,
+            probe.latency.as_secs_f64(),
+        ));
+    }
+    let Some(driver) = &mongo.driver else {
+        return families;
+    };
+    let text = |s: &str| Value::Str(Cow::Owned(s.to_owned()));
+    let mongodb = (&db::DB_SYSTEM_NAME, Value::Str(Cow::Borrowed("mongodb")));
+    families.push(Family {
+        instrument: &db::DB_CLIENT_OPERATION_DURATION,
+        points: driver
+            .operations()
+            .into_iter()
+            .map(|(key, data)| {
+                let attributes = match key {
+                    None => vec![(&i::OVERFLOW, Value::Bool(true))],
+                    Some(k) => {
+                        let mut a = vec![
+                            mongodb.clone(),
+                            (&db::DB_OPERATION_NAME, text(&k.operation)),
+                            (&db::DB_NAMESPACE, text(&k.namespace)),
+                        ];
+                        if let Some(collection) = &k.collection {
+                            a.push((&db::DB_COLLECTION_NAME, text(collection)));
+                        }
+                        if let Some(error) = &k.error {
+                            a.push((&i::ERROR_TYPE, text(error)));
+                        }
+                        a
+                    }
+                };
+                Point {
+                    attributes,
+                    value: PointValue::Histogram {
+                        bounds: driver.bounds.exported,
+                        data,
+                    },
+                }
+            })
+            .collect(),
+    });
+
+    let pools = driver.pools();
+    let pool = |name: &str| (&db::DB_CONNECTION_POOL_NAME, text(name));
+    let mut count = Family::new(&db::DB_CLIENT_CONNECTION_COUNT);
+    let mut max = Family::new(&db::DB_CLIENT_CONNECTION_MAX);
+    let mut pending = Family::new(&db::DB_CLIENT_CONNECTION_PENDING_REQUESTS);
+    let mut timeouts = Family::new(&db::DB_CLIENT_CONNECTION_TIMEOUTS);
+    let mut create = Family::new(&db::DB_CLIENT_CONNECTION_CREATE_TIME);
+    let mut wait = Family::new(&db::DB_CLIENT_CONNECTION_WAIT_TIME);
+    for p in pools {
+        for (state, n) in [("idle", p.idle), ("used", p.used)] {
+            let state = (&db::DB_CONNECTION_STATE, Value::Str(Cow::Borrowed(state)));
+            count = count.number(vec![state, pool(&p.name)], n as f64);
+        }
+        max = max.number(vec![pool(&p.name)], p.max as f64);
+        pending = pending.number(vec![pool(&p.name)], p.pending as f64);
+        timeouts = timeouts.number(vec![pool(&p.name)], p.timeouts as f64);
+        for (family, data) in [(&mut create, p.create_time), (&mut wait, p.wait_time)] {
+            family.points.push(Point {
+                attributes: vec![pool(&p.name)],
+                value: PointValue::Histogram {
+                    bounds: driver.bounds.exported,
+                    data,
+                },
+            });
+        }
+    }
+    families.extend([count, max, pending, timeouts, create, wait]);
     families
 }

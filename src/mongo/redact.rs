@@ -1,0 +1,86 @@
+//! Keeps credentials out of everything serverwatch shows: the password and
+//! user name taken from the client's options, and the user-info part of any
+//! connection string that appears in a driver message.
+
+/// Known secrets, replaced by `***` wherever they appear.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Secrets(Vec<String>);
+
+impl Secrets {
+    /// Adds a secret, and its percent-encoded spelling (as in a URI).
+    pub(crate) fn add(&mut self, secret: &str) {
+        if secret.is_empty() {
+            return;
+        }
+        let encoded = percent_encode(secret);
+        for s in [secret.to_owned(), encoded] {
+            if !self.0.contains(&s) {
+                self.0.push(s);
+            }
+        }
+        // Longest first, so that no secret is left half-replaced.
+        self.0.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+
+    pub(crate) fn redact(&self, text: &str) -> String {
+        let mut out = strip_userinfo(text);
+        for secret in &self.0 {
+            out = out.replace(secret.as_str(), "***");
+        }
+        out
+    }
+}
+
+/// `mongodb://user:pass@host` → `mongodb://***@host`, for any scheme.
+fn strip_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c == '?' || c.is_whitespace() || c == '"' || c == '\'')
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_and_uri_credentials_are_replaced() {
+        let mut secrets = Secrets::default();
+        secrets.add("p@ss word");
+        let text = "auth failed for mongodb://alice:p%40ss%20word@db:27017/?x=1 (p@ss word)";
+        let redacted = secrets.redact(text);
+        assert_eq!(
+            redacted,
+            "auth failed for mongodb://***@db:27017/?x=1 (***)"
+        );
+        assert_eq!(
+            strip_userinfo("see http://host:1/a@b"),
+            "see http://host:1/a@b"
+        );
+    }
+}
