@@ -139,7 +139,7 @@ pub(crate) const HTTP_SERVER_REQUEST_DURATION: Instrument = Instrument {
     otel_name: "http.server.request.duration",
     prometheus_name: "http_server_request_duration",
     unit: MetricUnit::Seconds,
-    help: "Duration of HTTP server requests, until the response body was sent.",
+    help: "Duration of HTTP server requests, until the response was ready (for a streamed body: until it was sent).",
     kind: Kind::Histogram,
 };
 pub(crate) const HTTP_SERVER_ACTIVE_REQUESTS: Instrument = Instrument {

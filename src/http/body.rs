@@ -1,6 +1,7 @@
-//! Body wrappers: the response body records the request when it is done
-//! (sent, or dropped because the client left), and a request body without a
-//! known length is counted as it is read.
+//! A body wrapper that counts the bytes going through it, for the bodies
+//! whose length is not known up front: streamed responses (which are
+//! recorded when the body is done, sent or dropped because the client left)
+//! and request bodies without a Content-Length.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,106 +12,37 @@ use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::layer::Completion;
+/// Where a [`CountingBody`] adds the bytes it saw.
+pub(crate) trait ByteSink {
+    fn add(&mut self, bytes: usize);
+}
 
-pin_project! {
-    /// The response body of an instrumented request.
-    ///
-    /// It yields the handler's body unchanged (or serverwatch's own 500 body
-    /// after a panic) and records the request once, when it is dropped.
-    #[derive(Debug)]
-    pub struct RecordingBody<B> {
-        #[pin]
-        kind: Kind<B>,
-        completion: Completion,
+impl ByteSink for Arc<AtomicU64> {
+    fn add(&mut self, bytes: usize) {
+        self.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 }
 
 pin_project! {
-    #[project = KindProj]
-    #[derive(Debug)]
-    enum Kind<B> {
-        Inner { #[pin] body: B },
-        Panicked { body: Option<Bytes> },
-    }
-}
-
-impl<B> RecordingBody<B> {
-    pub(crate) fn inner(body: B, completion: Completion) -> Self {
-        Self {
-            kind: Kind::Inner { body },
-            completion,
-        }
-    }
-
-    pub(crate) fn panicked(body: &'static str, completion: Completion) -> Self {
-        Self {
-            kind: Kind::Panicked {
-                body: Some(Bytes::from_static(body.as_bytes())),
-            },
-            completion,
-        }
-    }
-}
-
-impl<B> Body for RecordingBody<B>
-where
-    B: Body<Data = Bytes>,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let this = self.project();
-        let frame = match this.kind.project() {
-            KindProj::Inner { body } => std::task::ready!(body.poll_frame(cx)),
-            KindProj::Panicked { body } => body.take().map(|b| Ok(Frame::data(b))),
-        };
-        if let Some(data) = data_of(&frame) {
-            this.completion.add_response_bytes(data.remaining());
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Inner { body } => body.is_end_stream(),
-            Kind::Panicked { body } => body.is_none(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Inner { body } => body.size_hint(),
-            Kind::Panicked { body } => {
-                SizeHint::with_exact(body.as_ref().map_or(0, |b| b.len() as u64))
-            }
-        }
-    }
-}
-
-pin_project! {
-    /// A request body of unknown length whose bytes are counted as the
-    /// handler reads them.
-    pub(crate) struct CountingBody<B> {
+    /// Yields `body` unchanged, adding the length of every data frame to
+    /// `sink`; the sink is dropped with the body.
+    pub(crate) struct CountingBody<B, S> {
         #[pin]
         body: B,
-        read: Arc<AtomicU64>,
+        sink: S,
     }
 }
 
-impl<B> CountingBody<B> {
-    pub(crate) fn new(body: B, read: Arc<AtomicU64>) -> Self {
-        Self { body, read }
+impl<B, S> CountingBody<B, S> {
+    pub(crate) fn new(body: B, sink: S) -> Self {
+        Self { body, sink }
     }
 }
 
-impl<B> Body for CountingBody<B>
+impl<B, S> Body for CountingBody<B, S>
 where
     B: Body<Data = Bytes>,
+    S: ByteSink,
 {
     type Data = Bytes;
     type Error = B::Error;
@@ -121,9 +53,10 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.project();
         let frame = std::task::ready!(this.body.poll_frame(cx));
-        if let Some(data) = data_of(&frame) {
-            this.read
-                .fetch_add(data.remaining() as u64, Ordering::Relaxed);
+        if let Some(Ok(frame)) = &frame {
+            if let Some(data) = frame.data_ref() {
+                this.sink.add(data.remaining());
+            }
         }
         Poll::Ready(frame)
     }
@@ -134,12 +67,5 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
-    }
-}
-
-fn data_of<E>(frame: &Option<Result<Frame<Bytes>, E>>) -> Option<&Bytes> {
-    match frame {
-        Some(Ok(frame)) => frame.data_ref(),
-        _ => None,
     }
 }

@@ -11,13 +11,12 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::MatchedPath;
-use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::body::{CountingBody, RecordingBody};
+use super::body::{ByteSink, CountingBody};
 use super::store::{ErrorKind, Method, Observation, RequestStore, SeriesKey, UNMATCHED_ROUTE};
 
 /// Body of the 500 answer that replaces a panicking handler's response.
@@ -78,12 +77,11 @@ pub struct RequestMetricsService<S> {
     store: Arc<RequestStore>,
 }
 
-impl<S, B> Service<Request<Body>> for RequestMetricsService<S>
+impl<S> Service<Request<Body>> for RequestMetricsService<S>
 where
-    S: Service<Request<Body>, Response = Response<B>>,
-    B: http_body::Body<Data = Bytes>,
+    S: Service<Request<Body>, Response = Response<Body>>,
 {
-    type Response = Response<RecordingBody<B>>;
+    type Response = Response<Body>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 
@@ -149,12 +147,11 @@ pin_project! {
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<F, E> Future for ResponseFuture<F>
 where
-    F: Future<Output = Result<Response<B>, E>>,
-    B: http_body::Body<Data = Bytes>,
+    F: Future<Output = Result<Response<Body>, E>>,
 {
-    type Output = Result<Response<RecordingBody<B>>, E>;
+    type Output = Result<Response<Body>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -165,9 +162,7 @@ where
                     Ok(Poll::Ready(Ok(response))) => {
                         let in_flight = this.in_flight.take().expect("polled after completion");
                         let completion = in_flight.respond(response.status(), None);
-                        return Poll::Ready(Ok(
-                            response.map(|body| RecordingBody::inner(body, completion))
-                        ));
+                        return Poll::Ready(Ok(completion.attach(response)));
                     }
                     // The inner service failed without a response (axum's
                     // routes never do); the request ends unrecorded.
@@ -179,13 +174,13 @@ where
         };
         let in_flight = this.in_flight.take().expect("polled after completion");
         let completion = in_flight.respond(StatusCode::INTERNAL_SERVER_ERROR, Some(panic));
-        let mut response = Response::new(RecordingBody::panicked(PANIC_BODY, completion));
+        let mut response = Response::new(Body::from(PANIC_BODY));
         *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        Poll::Ready(Ok(response))
+        Poll::Ready(Ok(completion.attach(response)))
     }
 }
 
@@ -245,8 +240,7 @@ impl Drop for InFlight {
     }
 }
 
-/// A request with a response; it is recorded when the response body is
-/// dropped, so the duration covers sending the body.
+/// A request with a response; it is recorded when dropped.
 #[derive(Debug)]
 pub(crate) struct Completion {
     in_flight: InFlight,
@@ -257,8 +251,24 @@ pub(crate) struct Completion {
 }
 
 impl Completion {
-    pub(crate) fn add_response_bytes(&mut self, n: usize) {
-        self.response_bytes += n as u64;
+    /// Records the request now when the body's length is known (a body
+    /// already in memory: the response is returned untouched), or when the
+    /// body is done — sent, or dropped because the client left — when it is
+    /// streamed, so that the duration and size cover the stream.
+    fn attach(mut self, response: Response<Body>) -> Response<Body> {
+        match http_body::Body::size_hint(response.body()).exact() {
+            Some(length) => {
+                self.response_bytes = length;
+                response
+            }
+            None => response.map(|body| Body::new(CountingBody::new(body, self))),
+        }
+    }
+}
+
+impl ByteSink for Completion {
+    fn add(&mut self, bytes: usize) {
+        self.response_bytes += bytes as u64;
     }
 }
 
