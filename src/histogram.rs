@@ -1,8 +1,9 @@
 //! A lock-free, fixed-bucket histogram of integer observations.
 //!
 //! Observations are whole base units (nanoseconds, bytes), so the sum is exact
-//! and recording is two relaxed atomic additions: no lock, no allocation, no
-//! floating-point compare-and-swap loop. Readers scale to the exported unit.
+//! and recording is two relaxed atomic additions and an atomic maximum: no
+//! lock, no allocation, no floating-point compare-and-swap loop. Readers
+//! scale to the exported unit.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -45,6 +46,9 @@ pub(crate) struct AtomicHistogram {
     /// One per bound, plus the +Inf bucket; not cumulative.
     buckets: Box<[AtomicU64]>,
     sum: AtomicU64,
+    /// The largest observation: it caps percentile estimates, which would
+    /// otherwise put a 20 µs request's p95 at 4.75 ms (inside 0…5 ms).
+    max: AtomicU64,
 }
 
 impl AtomicHistogram {
@@ -52,12 +56,14 @@ impl AtomicHistogram {
         Self {
             buckets: (0..=bounds.base.len()).map(|_| AtomicU64::new(0)).collect(),
             sum: AtomicU64::new(0),
+            max: AtomicU64::new(0),
         }
     }
 
     pub(crate) fn record(&self, bounds: &Bounds, value: u64) {
         self.buckets[bounds.bucket(value)].fetch_add(1, Ordering::Relaxed);
         self.sum.fetch_add(value, Ordering::Relaxed);
+        self.max.fetch_max(value, Ordering::Relaxed);
     }
 
     /// Copies the current state. The count is derived from the buckets, so
@@ -71,6 +77,7 @@ impl AtomicHistogram {
         HistogramSnapshot {
             count: buckets.iter().sum(),
             sum: self.sum.load(Ordering::Relaxed) as f64 * bounds.scale,
+            max: self.max.load(Ordering::Relaxed) as f64 * bounds.scale,
             buckets,
         }
     }
@@ -81,6 +88,8 @@ impl AtomicHistogram {
 pub(crate) struct HistogramSnapshot {
     pub(crate) count: u64,
     pub(crate) sum: f64,
+    /// The largest observation (0 without any).
+    pub(crate) max: f64,
     /// Per-bucket (not cumulative) counts; the last one is +Inf.
     pub(crate) buckets: Vec<u64>,
 }
@@ -96,6 +105,7 @@ impl HistogramSnapshot {
         }
         self.count += other.count;
         self.sum += other.sum;
+        self.max = self.max.max(other.max);
     }
 
     /// What was added since `earlier`, a snapshot of the same histogram.
@@ -109,13 +119,25 @@ impl HistogramSnapshot {
         HistogramSnapshot {
             count: buckets.iter().sum(),
             sum: (self.sum - earlier.sum).max(0.0),
+            // The largest since the start: still an upper bound for the interval.
+            max: self.max,
             buckets,
         }
     }
 
     /// Estimates a quantile (0..=1) by linear interpolation inside the bucket,
-    /// the way PromQL's `histogram_quantile` does.
+    /// the way PromQL's `histogram_quantile` does, capped by the largest
+    /// observation.
     pub(crate) fn quantile(&self, bounds: &[f64], q: f64) -> f64 {
+        let estimate = self.interpolate(bounds, q);
+        if self.max > 0.0 {
+            estimate.min(self.max)
+        } else {
+            estimate
+        }
+    }
+
+    fn interpolate(&self, bounds: &[f64], q: f64) -> f64 {
         if self.count == 0 {
             return 0.0;
         }
@@ -127,8 +149,12 @@ impl HistogramSnapshot {
                 continue;
             }
             let Some(&upper) = bounds.get(i) else {
-                // In +Inf: the best answer is the highest finite bound.
-                return bounds.last().copied().unwrap_or(0.0);
+                // In +Inf: the largest observation, else the highest bound.
+                return if self.max > 0.0 {
+                    self.max
+                } else {
+                    bounds.last().copied().unwrap_or(0.0)
+                };
             };
             let lower = if i == 0 { 0.0 } else { bounds[i - 1] };
             return lower + (upper - lower) * (rank - seen as f64) / n as f64;
@@ -163,6 +189,7 @@ mod tests {
         assert_eq!(s.buckets, vec![1, 1, 0, 1]);
         assert_eq!(s.count, 3);
         assert!((s.sum - 2.020000001).abs() < 1e-12);
+        assert_eq!(s.max, 2.0);
     }
 
     #[test]
@@ -170,20 +197,30 @@ mod tests {
         let s = HistogramSnapshot {
             count: 4,
             sum: 0.0,
+            max: 0.0,
             buckets: vec![2, 2, 0, 0],
         };
         assert!((s.quantile(&SECONDS, 0.5) - 0.01).abs() < 1e-12);
         assert!((s.quantile(&SECONDS, 0.75) - 0.055).abs() < 1e-12);
         assert_eq!(HistogramSnapshot::default().quantile(&SECONDS, 0.99), 0.0);
+        let fast = HistogramSnapshot { max: 0.00002, ..s };
+        assert_eq!(
+            fast.quantile(&SECONDS, 0.95),
+            0.00002,
+            "capped by the largest observation"
+        );
     }
 
     #[test]
-    fn quantile_in_the_inf_bucket_is_the_highest_bound() {
+    fn quantile_in_the_inf_bucket_is_the_largest_observation_or_the_highest_bound() {
         let s = HistogramSnapshot {
             count: 1,
             sum: 30.0,
+            max: 0.0,
             buckets: vec![0, 0, 0, 1],
         };
         assert_eq!(s.quantile(&SECONDS, 0.99), 1.0);
+        let known = HistogramSnapshot { max: 30.0, ..s };
+        assert_eq!(known.quantile(&SECONDS, 0.99), 30.0);
     }
 }

@@ -127,6 +127,7 @@ fn histogram_point(point: &Point, (start, now): (u64, u64)) -> Option<HistogramD
         time_unix_nano: now,
         count: data.count,
         sum: Some(data.sum),
+        max: (data.count > 0).then_some(data.max),
         // Per bucket, not cumulative, the +Inf bucket last: as OTLP wants.
         bucket_counts: data.buckets.clone(),
         explicit_bounds: bounds.to_vec(),
