@@ -4,7 +4,8 @@
 //! cargo run --example demo -- --traffic
 //! ```
 //!
-//! Then open http://127.0.0.1:3000/health and http://127.0.0.1:3000/metrics.
+//! Then open http://127.0.0.1:3000/dashboard (the live dashboard),
+//! http://127.0.0.1:3000/health and http://127.0.0.1:3000/metrics.
 //!
 //! Flags:
 //! - `--listen ADDR`: where to serve (default `127.0.0.1:3000`);
@@ -184,15 +185,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
     let app = match args.ops_listen {
         None => {
-            tracing::info!(
-                "observability routes on http://{addr}/metrics and http://{addr}/health"
-            );
+            tracing::info!("dashboard on http://{addr}/dashboard (also /health and /metrics)");
             watch.instrument(app(items))
         }
         Some(ops_addr) => {
             let ops = TcpListener::bind(ops_addr).await?;
             tracing::info!(
-                "observability routes on http://{0}/metrics and http://{0}/health",
+                "dashboard on http://{0}/dashboard (also /health and /metrics)",
                 ops.local_addr()?
             );
             let router = watch.router();

@@ -109,6 +109,7 @@ impl HistogramSnapshot {
     }
 
     /// What was added since `earlier`, a snapshot of the same histogram.
+    #[cfg(feature = "dashboard")]
     pub(crate) fn minus(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
         let buckets: Vec<u64> = self
             .buckets

@@ -126,8 +126,8 @@ impl ServerWatch {
         RequestMetricsLayer::new(Arc::clone(&self.shared.requests))
     }
 
-    /// The observability routes, `/metrics` and `/health`, protected by the
-    /// bearer token if one is set. Mount them where you like: nest them under
+    /// The observability routes, `/metrics`, `/health` and (feature
+    /// `dashboard`) `/dashboard`, protected by the bearer token if one is set. Mount them where you like: nest them under
     /// a prefix, or serve them on a listener of their own.
     ///
     /// ```
@@ -150,7 +150,9 @@ impl ServerWatch {
     /// The one-call setup: records every request of `app` (its nested
     /// routers and its fallback included) and adds the observability routes
     /// under [`Builder::path_prefix`]. Requests to the observability routes
-    /// themselves are not recorded.
+    /// themselves are not recorded. `app` must not have routes of its own at
+    /// those paths (axum refuses overlapping routes): move ours with
+    /// [`Builder::path_prefix`] if it does.
     ///
     /// ```
     /// use axum::{Router, routing::get};
@@ -290,7 +292,8 @@ impl Builder {
     }
 
     /// Protects the observability routes: a request without
-    /// `Authorization: Bearer <token>` gets 401 and nothing else.
+    /// `Authorization: Bearer <token>` (or the `serverwatch_token` cookie that
+    /// opening `…/dashboard?token=<token>` sets in a browser) gets 401.
     ///
     /// ```
     /// let token = std::env::var("METRICS_TOKEN").unwrap_or_else(|_| "change-me".into());
