@@ -1,0 +1,304 @@
+//! `bench-server`: the same small axum service with each kind of request
+//! metrics on it, for `benches/run` to load with wrk.
+//!
+//! ```text
+//! bench-server --variant V --listen 127.0.0.1:PORT [--threads N]
+//! ```
+//!
+//! Variants:
+//! - `bare`: plain axum;
+//! - `noop`: axum with a pass-through tower layer (the cost of any layer);
+//! - `serverwatch`: `ServerWatch::builder().build()?` and `watch.instrument(app)`;
+//! - `axum-prometheus`: `PrometheusMetricLayer::pair()`, as its README shows;
+//! - `axum-otel-metrics`: `HttpMetricsLayerBuilder::new().build()` over a global
+//!   `SdkMeterProvider` whose periodic reader (30 s, as in its README) hands
+//!   the metrics to an exporter that drops them, so nothing leaves the process;
+//! - `serverwatch-10k`: serverwatch over 10 000 literal routes `/r/0` ..
+//!   `/r/9999` with `max_series(20_000)`, for timing a `/metrics` scrape.
+//!
+//! Every variant serves `GET /items/{id}`, answering `{"id":N}`.
+//!
+//! `bench-server --inproc [--requests N] [--variant V]` instead drives each
+//! variant's router (or only V's, for a profiler) in process, without sockets,
+//! and prints the time per request: the cost of the middleware alone, without
+//! the kernel's share (most of a real request).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+const USAGE: &str = "usage: bench-server --variant \
+    bare|noop|serverwatch|axum-prometheus|axum-otel-metrics|serverwatch-10k \
+    --listen HOST:PORT [--threads N]\n       bench-server --inproc [--requests N] [--variant V]";
+
+struct Args {
+    variant: String,
+    listen: SocketAddr,
+    threads: usize,
+}
+
+enum Mode {
+    Serve(Args),
+    InProcess { requests: u64, only: Option<String> },
+}
+
+fn parse_args() -> Result<Mode, String> {
+    let mut variant = None;
+    let mut listen = None;
+    let mut threads = 1;
+    let mut inproc = false;
+    let mut requests = 200_000;
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--variant" => variant = Some(value()?),
+            "--listen" => {
+                let v = value()?;
+                listen = Some(v.parse().map_err(|e| format!("--listen {v:?}: {e}"))?);
+            }
+            "--threads" => {
+                let v = value()?;
+                threads = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or(format!("--threads {v:?}: expected a positive integer"))?;
+            }
+            "--inproc" => inproc = true,
+            "--requests" => {
+                let v = value()?;
+                requests = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or(format!("--requests {v:?}: expected a positive integer"))?;
+            }
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown flag {other:?}\n{USAGE}")),
+        }
+    }
+    if inproc {
+        return Ok(Mode::InProcess {
+            requests,
+            only: variant,
+        });
+    }
+    Ok(Mode::Serve(Args {
+        variant: variant.ok_or(USAGE)?,
+        listen: listen.ok_or(USAGE)?,
+        threads,
+    }))
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(Mode::Serve(args)) => args,
+        Ok(Mode::InProcess { requests, only }) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            runtime.block_on(in_process(requests, only.as_deref()));
+            return;
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    if let Err(e) = runtime.block_on(serve(args)) {
+        eprintln!("bench-server: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let app = router(&args.variant)?;
+    let listener = TcpListener::bind(args.listen).await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// The app of one variant.
+fn router(variant: &str) -> Result<Router, Box<dyn std::error::Error>> {
+    Ok(match variant {
+        "bare" => app(),
+        "noop" => app().layer(PassThroughLayer),
+        "serverwatch" => serverwatch::ServerWatch::builder()
+            .build()?
+            .instrument(app()),
+        "axum-prometheus" => {
+            let (layer, handle) = axum_prometheus::PrometheusMetricLayer::pair();
+            app()
+                .route("/metrics", get(move || async move { handle.render() }))
+                .layer(layer)
+        }
+        "axum-otel-metrics" => {
+            use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+            let reader = PeriodicReader::builder(DiscardExporter)
+                .with_interval(Duration::from_secs(30))
+                .build();
+            let provider = SdkMeterProvider::builder().with_reader(reader).build();
+            opentelemetry::global::set_meter_provider(provider);
+            app().layer(axum_otel_metrics::HttpMetricsLayerBuilder::new().build())
+        }
+        "serverwatch-10k" => {
+            let mut routes = Router::new();
+            for i in 0..10_000 {
+                routes = routes.route(&format!("/r/{i}"), get(|| async { "r" }));
+            }
+            serverwatch::ServerWatch::builder()
+                .max_series(20_000)
+                .build()?
+                .instrument(routes)
+        }
+        other => return Err(format!("unknown variant {other:?}\n{USAGE}").into()),
+    })
+}
+
+/// Calls each variant's router directly (no sockets, no HTTP parsing) with
+/// `GET /items/1..1000` and reads the whole response body. Rounds of
+/// `requests` per variant, interleaved; prints the CPU time of the fastest
+/// round of each.
+async fn in_process(requests: u64, only: Option<&str>) {
+    use tower_service::Service;
+
+    let all = [
+        "bare",
+        "noop",
+        "serverwatch",
+        "axum-prometheus",
+        "axum-otel-metrics",
+    ];
+    let variants: Vec<&str> = match only {
+        Some(v) => vec![v],
+        None => all.to_vec(),
+    };
+    const ROUNDS: usize = 7;
+    let routers: Vec<Router> = variants.iter().map(|v| router(v).expect(v)).collect();
+    let uris: Vec<axum::http::Uri> = (1..=1000)
+        .map(|i| format!("/items/{i}").parse().unwrap())
+        .collect();
+    let mut best = vec![f64::INFINITY; variants.len()];
+    for round in 0..ROUNDS {
+        for (i, router) in routers.iter().enumerate() {
+            let mut service = router.clone();
+            let start = thread_cpu_nanos();
+            for n in 0..requests {
+                let request = axum::http::Request::get(uris[(n % 1000) as usize].clone())
+                    .body(axum::body::Body::empty())
+                    .unwrap();
+                let response = service.call(request).await.unwrap();
+                let body = axum::body::to_bytes(response.into_body(), 1024)
+                    .await
+                    .unwrap();
+                std::hint::black_box(body);
+            }
+            let ns = (thread_cpu_nanos() - start) as f64 / requests as f64;
+            // The first round warms up.
+            if round > 0 {
+                best[i] = best[i].min(ns);
+            }
+        }
+    }
+    println!(
+        "| variant | CPU ns/request (in process, fastest of {} rounds of {requests}) | minus bare |",
+        ROUNDS - 1
+    );
+    println!("|---|--:|--:|");
+    for (variant, ns) in variants.iter().zip(&best) {
+        println!("| {variant} | {ns:.0} | {:+.0} |", ns - best[0]);
+    }
+}
+
+/// The routes every variant serves.
+fn app() -> Router {
+    Router::new().route("/items/{id}", get(item))
+}
+
+async fn item(Path(id): Path<u64>) -> String {
+    format!("{{\"id\":{id}}}")
+}
+
+/// CPU time of the calling thread, in nanoseconds: unlike the wall clock, it
+/// does not count the time other processes hold the CPU.
+fn thread_cpu_nanos() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for clock_gettime to write.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// A tower layer that does nothing: the floor for any middleware.
+#[derive(Clone, Copy)]
+struct PassThroughLayer;
+
+impl<S> tower_layer::Layer<S> for PassThroughLayer {
+    type Service = PassThrough<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        PassThrough(inner)
+    }
+}
+
+#[derive(Clone)]
+struct PassThrough<S>(S);
+
+impl<S, R> tower_service::Service<R> for PassThrough<S>
+where
+    S: tower_service::Service<R, Error = Infallible>,
+{
+    type Response = S::Response;
+    type Error = Infallible;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        self.0.call(req)
+    }
+}
+
+/// An OpenTelemetry exporter that drops what it is given: the SDK still
+/// aggregates every measurement and collects them every interval, but nothing
+/// is sent anywhere.
+struct DiscardExporter;
+
+impl opentelemetry_sdk::metrics::exporter::PushMetricExporter for DiscardExporter {
+    async fn export(
+        &self,
+        _metrics: &opentelemetry_sdk::metrics::data::ResourceMetrics,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+
+    fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
+        opentelemetry_sdk::metrics::Temporality::Cumulative
+    }
+}
