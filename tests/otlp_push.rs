@@ -1,0 +1,589 @@
+//! OTLP push against a real receiver (rotel): over both transports the
+//! receiver gets exactly what `/metrics` shows, with the semantic-convention
+//! names, units, types, bounds and resource; `shutdown()` sends a last export;
+//! bad settings are named by `build()`.
+//!
+//! Each test starts its own rotel and its own app, on free loopback ports.
+
+mod support;
+
+#[path = "support/prometheus.rs"]
+mod prometheus;
+#[path = "support/rotel.rs"]
+mod rotel;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use rotel::{AttrValue, Batch, DataPoint, Rotel};
+use serverwatch::{OtlpProtocol, ServerWatch};
+use support::{TestApp, serve_sample};
+
+/// How long the receiver may take to show what was sent.
+const DEADLINE: Duration = Duration::from_secs(30);
+const INTERVAL: Duration = Duration::from_millis(300);
+
+const DURATION: &str = "http.server.request.duration";
+const REQUEST_SIZE: &str = "http.server.request.body.size";
+const RESPONSE_SIZE: &str = "http.server.response.body.size";
+
+/// The OTLP histograms and their Prometheus names.
+const HISTOGRAMS: [(&str, &str); 3] = [
+    (DURATION, "http_server_request_duration_seconds"),
+    (REQUEST_SIZE, "http_server_request_body_size_bytes"),
+    (RESPONSE_SIZE, "http_server_response_body_size_bytes"),
+];
+
+const DURATION_BOUNDS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+fn endpoint(rotel: &Rotel, protocol: OtlpProtocol) -> String {
+    match protocol {
+        OtlpProtocol::HttpProtobuf => rotel.http_endpoint(),
+        OtlpProtocol::Grpc => rotel.grpc_endpoint(),
+    }
+}
+
+fn watch_for(rotel: &Rotel, protocol: OtlpProtocol, interval: Duration) -> ServerWatch {
+    ServerWatch::builder()
+        .service_name("otlp-test")
+        .service_version("1.2.3")
+        .otlp_endpoint(endpoint(rotel, protocol))
+        .otlp_protocol(protocol)
+        .otlp_export_interval(interval)
+        .build()
+        .expect("a valid OTLP configuration")
+}
+
+// ---------------------------------------------------------------------------
+// Traffic
+
+/// One expected request series: method, route, status, `error.type` and how
+/// many requests were sent.
+type Expected = (&'static str, &'static str, i64, Option<&'static str>, u64);
+
+/// What [`send_mix`] sends, as it must be recorded.
+const MIX: [Expected; 7] = [
+    ("GET", "/items/{id}", 200, None, 20),
+    ("GET", "/items/{id}", 404, None, 3),
+    ("GET", "/fail", 500, Some("500"), 2),
+    ("GET", "/panic", 500, Some("panic"), 2),
+    ("POST", "/echo", 200, None, 6),
+    ("GET", "/api/users/{id}", 200, None, 4),
+    ("GET", "unmatched", 404, None, 2),
+];
+
+fn mix_total() -> u64 {
+    MIX.iter().map(|e| e.4).sum()
+}
+
+/// Bodies of the `/echo` requests: empty to past the 64 KiB bucket.
+const ECHO_SIZES: [usize; 6] = [0, 10, 100, 1_000, 5_000, 70_000];
+
+async fn expect_status(response: reqwest::Response, want: u16, what: &str) {
+    assert_eq!(response.status().as_u16(), want, "{what}");
+    // Read the body: the request is recorded once its body is done.
+    response.bytes().await.unwrap();
+}
+
+/// Sends the requests of [`MIX`] and checks each answer.
+async fn send_mix(app: &TestApp) {
+    for id in 1..=20 {
+        expect_status(app.get(&format!("/items/{id}")).await, 200, "item").await;
+    }
+    for _ in 0..3 {
+        expect_status(app.get("/items/0").await, 404, "missing item").await;
+    }
+    for _ in 0..2 {
+        expect_status(app.get("/fail").await, 500, "/fail").await;
+        expect_status(app.get("/panic").await, 500, "/panic").await;
+    }
+    for size in ECHO_SIZES {
+        let response = app
+            .client
+            .post(app.url("/echo"))
+            .body(vec![b'x'; size])
+            .send()
+            .await
+            .unwrap();
+        expect_status(response, 200, "/echo").await;
+    }
+    for id in 1..=4 {
+        expect_status(app.get(&format!("/api/users/{id}")).await, 200, "user").await;
+    }
+    for n in 1..=2 {
+        expect_status(app.get(&format!("/nope/{n}")).await, 404, "unmatched").await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Comparing a batch with /metrics
+
+/// The Prometheus labels a request point must have, from its OTLP
+/// attributes; checks their types on the way.
+fn labels_of(point: &DataPoint) -> Result<BTreeMap<String, String>, String> {
+    let mut labels = BTreeMap::new();
+    for (key, value) in &point.attributes {
+        let label = match (key.as_str(), value) {
+            ("http.request.method", AttrValue::Str(s)) => ("http_request_method", s.clone()),
+            ("http.route", AttrValue::Str(s)) => ("http_route", s.clone()),
+            ("http.response.status_code", AttrValue::Int(n)) => {
+                ("http_response_status_code", n.to_string())
+            }
+            ("error.type", AttrValue::Str(s)) => ("error_type", s.clone()),
+            _ => return Err(format!("unexpected attribute {key}: {value} on {point:?}")),
+        };
+        labels.insert(label.0.to_owned(), label.1);
+    }
+    Ok(labels)
+}
+
+fn close(a: f64, b: f64) -> bool {
+    a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
+}
+
+/// Every point of the three request histograms of `batch` equals the same
+/// series on `/metrics`: count, sum, each bucket, and the same series.
+fn assert_batch_matches_metrics(batch: &Batch, metrics_text: &str) {
+    let samples = prometheus::parse_samples(metrics_text);
+    for (otel, prom) in HISTOGRAMS {
+        let metric = batch
+            .metric(otel)
+            .unwrap_or_else(|| panic!("{otel} missing from the batch: {:?}", batch.names()));
+        let by_labels = |suffix: &str| -> BTreeMap<BTreeMap<String, String>, f64> {
+            let name = format!("{prom}{suffix}");
+            samples
+                .iter()
+                .filter(|s| s.name == name)
+                .map(|s| (s.labels.clone(), s.value))
+                .collect()
+        };
+        let counts = by_labels("_count");
+        let sums = by_labels("_sum");
+        let buckets = by_labels("_bucket");
+
+        let mut seen = BTreeSet::new();
+        for point in &metric.points {
+            let labels = labels_of(point).unwrap_or_else(|e| panic!("{otel}: {e}"));
+            assert!(seen.insert(labels.clone()), "{otel}: two points {labels:?}");
+            let count = point.count.expect("a histogram point has a count");
+            assert_eq!(
+                counts.get(&labels).copied(),
+                Some(count as f64),
+                "{otel} count of {labels:?}"
+            );
+            let sum = point.sum.expect("a histogram point has a sum");
+            let prom_sum = sums.get(&labels).copied().unwrap_or(f64::NAN);
+            assert!(
+                close(sum, prom_sum),
+                "{otel} sum of {labels:?}: OTLP {sum}, /metrics {prom_sum}"
+            );
+
+            // Per-bucket counts against Prometheus's cumulative ones.
+            assert_eq!(
+                point.bucket_counts.len(),
+                point.bounds.len() + 1,
+                "{otel} {labels:?}: one bucket per bound plus +Inf"
+            );
+            let mut prom_buckets: Vec<(f64, f64)> = buckets
+                .iter()
+                .filter_map(|(l, v)| {
+                    let mut rest = l.clone();
+                    let le = rest.remove("le")?;
+                    (rest == labels).then(|| (le.parse::<f64>().expect("le is a number"), *v))
+                })
+                .collect();
+            prom_buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut cumulative = 0;
+            let mut ours = Vec::new();
+            for (i, n) in point.bucket_counts.iter().enumerate() {
+                cumulative += n;
+                let le = point.bounds.get(i).copied().unwrap_or(f64::INFINITY);
+                ours.push((le, cumulative as f64));
+            }
+            assert_eq!(
+                ours, prom_buckets,
+                "{otel} buckets of {labels:?}: OTLP (cumulated) vs /metrics"
+            );
+            assert_eq!(
+                cumulative, count,
+                "{otel} {labels:?}: buckets add up to count"
+            );
+        }
+        let prom_series: BTreeSet<_> = counts.keys().cloned().collect();
+        assert_eq!(seen, prom_series, "{otel}: the same series on both sides");
+    }
+}
+
+/// Count of each (method, route, status, error) series of `name`.
+fn counts_by_series(
+    batch: &Batch,
+    name: &str,
+) -> BTreeMap<(String, String, i64, Option<String>), u64> {
+    let mut counts = BTreeMap::new();
+    for p in batch
+        .metric(name)
+        .map(|m| m.points.as_slice())
+        .unwrap_or_default()
+    {
+        let s = |k: &str| p.attr(k).and_then(AttrValue::as_str).map(str::to_owned);
+        let key = (
+            s("http.request.method").unwrap_or_default(),
+            s("http.route").unwrap_or_default(),
+            p.attr("http.response.status_code")
+                .and_then(AttrValue::as_int)
+                .unwrap_or(-1),
+            s("error.type"),
+        );
+        *counts.entry(key).or_insert(0) += p.count.unwrap_or(0);
+    }
+    counts
+}
+
+fn expected_series() -> BTreeMap<(String, String, i64, Option<String>), u64> {
+    MIX.iter()
+        .map(|(method, route, status, error, n)| {
+            (
+                (
+                    (*method).to_owned(),
+                    (*route).to_owned(),
+                    *status,
+                    error.map(str::to_owned),
+                ),
+                *n,
+            )
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// 1. The receiver gets what /metrics shows
+
+async fn receiver_equals_metrics(protocol: OtlpProtocol) {
+    let rotel = Rotel::start().await;
+    let watch = watch_for(&rotel, protocol, INTERVAL);
+    let app = serve_sample(&watch).await;
+    send_mix(&app).await;
+
+    // The latest batch that carries every request sent (nothing is sent
+    // after, so the state no longer changes).
+    let total = mix_total();
+    let batch = rotel
+        .wait_for_batch("a batch with every request sent", DEADLINE, |b| {
+            match b.total_count(DURATION) {
+                n if n == total => Ok(()),
+                n => Err(format!("{n} of {total} requests")),
+            }
+        })
+        .await;
+    let text = app.metrics().await;
+    assert_batch_matches_metrics(&batch, &text);
+
+    // And both equal the traffic sent, series by series, for the three
+    // histograms.
+    for name in [DURATION, REQUEST_SIZE, RESPONSE_SIZE] {
+        assert_eq!(counts_by_series(&batch, name), expected_series(), "{name}");
+    }
+    // The /echo request bodies, byte for byte.
+    let echo = batch
+        .metric(REQUEST_SIZE)
+        .unwrap()
+        .points_with(&[("http.route", AttrValue::Str("/echo".into()))]);
+    assert_eq!(echo.len(), 1);
+    assert_eq!(echo[0].sum, Some(ECHO_SIZES.iter().sum::<usize>() as f64));
+
+    watch.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_gets_what_metrics_shows_over_http_protobuf() {
+    receiver_equals_metrics(OtlpProtocol::HttpProtobuf).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_gets_what_metrics_shows_over_grpc() {
+    receiver_equals_metrics(OtlpProtocol::Grpc).await;
+}
+
+// ---------------------------------------------------------------------------
+// 2. Semantic conventions
+
+const CUMULATIVE: &str = "AGGREGATION_TEMPORALITY_CUMULATIVE";
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit() && !c.is_ascii_uppercase(),
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_units_types_bounds_and_resource_follow_the_semantic_conventions() {
+    let rotel = Rotel::start().await;
+    let watch = watch_for(&rotel, OtlpProtocol::HttpProtobuf, INTERVAL);
+    let app = serve_sample(&watch).await;
+    send_mix(&app).await;
+    let total = mix_total();
+    let has_all = |b: &Batch| match b.total_count(DURATION) {
+        n if n == total => Ok(()),
+        n => Err(format!("{n} of {total} requests")),
+    };
+    let first = rotel
+        .wait_for_batch("a batch with every request", DEADLINE, has_all)
+        .await;
+    // A later batch: the series are cumulative from a fixed start.
+    let time = |b: &Batch| b.metric(DURATION).and_then(|m| m.points[0].time_unix_nano);
+    let batch = rotel
+        .wait_for_batch("the next batch", DEADLINE, |b| {
+            has_all(b)?;
+            if time(b) > time(&first) {
+                Ok(())
+            } else {
+                Err("no newer batch yet".into())
+            }
+        })
+        .await;
+
+    // Resource.
+    let r = &batch.resource;
+    let text = |k: &str| r.get(k).and_then(AttrValue::as_str).unwrap_or_default();
+    assert_eq!(text("service.name"), "otlp-test", "{r:?}");
+    assert_eq!(text("service.version"), "1.2.3", "{r:?}");
+    assert_eq!(text("telemetry.sdk.name"), "serverwatch", "{r:?}");
+    assert!(is_uuid(text("service.instance.id")), "{r:?}");
+    assert_eq!(
+        first.resource["service.instance.id"], r["service.instance.id"],
+        "one instance id per process"
+    );
+
+    let metric = |name: &str| {
+        batch
+            .metric(name)
+            .unwrap_or_else(|| panic!("{name} missing; got {:?}", batch.names()))
+    };
+
+    // The request histograms.
+    for (name, unit) in [(DURATION, "s"), (REQUEST_SIZE, "By"), (RESPONSE_SIZE, "By")] {
+        let m = metric(name);
+        assert_eq!(m.unit, unit, "{name}");
+        assert_eq!(m.data_type, "Histogram", "{name}");
+        assert_eq!(m.temporality.as_deref(), Some(CUMULATIVE), "{name}");
+        assert!(!m.description.is_empty(), "{name}");
+        assert!(!m.points.is_empty(), "{name}");
+        for p in &m.points {
+            let labels = labels_of(p).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for key in [
+                "http_request_method",
+                "http_route",
+                "http_response_status_code",
+            ] {
+                assert!(labels.contains_key(key), "{name}: {key} missing on {p:?}");
+            }
+            let status = p
+                .attr("http.response.status_code")
+                .unwrap()
+                .as_int()
+                .unwrap();
+            assert_eq!(
+                p.attr("error.type").is_some(),
+                status >= 500,
+                "{name}: error.type on server errors only: {p:?}"
+            );
+            assert_eq!(
+                p.bucket_counts.iter().sum::<u64>(),
+                p.count.unwrap(),
+                "{p:?}"
+            );
+            if name == DURATION {
+                assert_eq!(p.bounds, DURATION_BOUNDS, "{name} bounds");
+            }
+            let (start, time) = (p.start_time_unix_nano.unwrap(), p.time_unix_nano.unwrap());
+            assert!(
+                0 < start && start < time,
+                "{name}: start {start}, time {time}"
+            );
+        }
+    }
+
+    // Cumulative: the same start, a later time, the same counts (nothing was
+    // sent in between).
+    let (a, b) = (
+        &first.metric(DURATION).unwrap().points,
+        &metric(DURATION).points,
+    );
+    assert_eq!(a.len(), b.len());
+    for (a, b) in a.iter().zip(b) {
+        assert_eq!(a.attributes, b.attributes);
+        assert_eq!(
+            a.start_time_unix_nano, b.start_time_unix_nano,
+            "fixed start"
+        );
+        assert!(a.time_unix_nano < b.time_unix_nano, "later time");
+        assert_eq!((a.count, a.sum), (b.count, b.sum), "{:?}", a.attributes);
+    }
+
+    let active = metric("http.server.active_requests");
+    assert_eq!(active.data_type, "Sum");
+    assert_eq!(active.monotonic, Some(false));
+    assert_eq!(active.temporality.as_deref(), Some(CUMULATIVE));
+    assert!(
+        active.points.iter().all(|p| {
+            p.value == Some(0.0)
+                && p.attributes.len() == 1
+                && p.attr("http.request.method")
+                    .is_some_and(|m| m.as_str().is_some())
+        }),
+        "nothing in flight, by method: {:?}",
+        active.points
+    );
+
+    // Process and system.
+    for (name, unit) in [
+        ("process.memory.usage", "By"),
+        ("process.memory.virtual", "By"),
+        ("system.memory.usage", "By"),
+        ("process.cpu.time", "s"),
+    ] {
+        assert_eq!(metric(name).unit, unit, "{name}");
+    }
+    for name in [
+        "process.memory.usage",
+        "process.memory.virtual",
+        "process.thread.count",
+        "process.unix.file_descriptor.count",
+    ] {
+        let m = metric(name);
+        assert_eq!(m.points.len(), 1, "{name}");
+        assert!(m.points[0].value.unwrap() >= 1.0, "{name}: {:?}", m.points);
+    }
+    let cpu = metric("process.cpu.time");
+    assert_eq!(cpu.data_type, "Sum");
+    assert_eq!(cpu.monotonic, Some(true));
+    assert_eq!(cpu.temporality.as_deref(), Some(CUMULATIVE));
+    let modes: BTreeSet<&str> = cpu
+        .points
+        .iter()
+        .map(|p| {
+            p.attr("cpu.mode")
+                .and_then(AttrValue::as_str)
+                .unwrap_or("?")
+        })
+        .collect();
+    assert_eq!(modes, BTreeSet::from(["system", "user"]));
+    assert!(cpu.points.iter().all(|p| p.value.unwrap() >= 0.0));
+    let memory = metric("system.memory.usage");
+    assert_eq!(memory.data_type, "Sum");
+    assert_eq!(memory.monotonic, Some(false));
+    let states: BTreeSet<&str> = memory
+        .points
+        .iter()
+        .map(|p| {
+            p.attr("system.memory.state")
+                .and_then(AttrValue::as_str)
+                .unwrap_or("?")
+        })
+        .collect();
+    assert_eq!(
+        states,
+        BTreeSet::from(["buffers", "cached", "free", "used"])
+    );
+
+    watch.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------
+// 3. Shutdown flushes
+
+async fn shutdown_sends_a_last_export(protocol: OtlpProtocol) {
+    const N: u64 = 25;
+    let timeout = Duration::from_secs(10);
+    let rotel = Rotel::start().await;
+    // No periodic export happens during the test.
+    let watch = ServerWatch::builder()
+        .service_name("otlp-test")
+        .otlp_endpoint(endpoint(&rotel, protocol))
+        .otlp_protocol(protocol)
+        .otlp_export_interval(Duration::from_secs(60))
+        .otlp_timeout(timeout)
+        .build()
+        .unwrap();
+    let app = serve_sample(&watch).await;
+    for id in 1..=N {
+        expect_status(app.get(&format!("/items/{id}")).await, 200, "item").await;
+    }
+
+    let start = Instant::now();
+    watch.shutdown().await;
+    let took = start.elapsed();
+    assert!(
+        took < timeout / 4,
+        "shutdown took {took:?}, the export timeout is {timeout:?}"
+    );
+
+    let route = [("http.route", AttrValue::Str("/items/{id}".into()))];
+    let batch = rotel
+        .wait_for_batch("the last export", DEADLINE, |b| {
+            let points = b.metric(DURATION).map(|m| m.points_with(&route));
+            match points.as_deref() {
+                Some([p]) if p.count == Some(N) => Ok(()),
+                other => Err(format!("got {other:?}")),
+            }
+        })
+        .await;
+    assert_eq!(batch.total_count(DURATION), N);
+    let batches = rotel.wait_quiet(Duration::from_secs(1), DEADLINE).await;
+    assert_eq!(
+        batches.len(),
+        1,
+        "exactly one export: the last one\n{}",
+        rotel.output_tail(40)
+    );
+
+    // A second call returns at once and sends nothing.
+    let start = Instant::now();
+    watch.shutdown().await;
+    assert!(start.elapsed() < Duration::from_secs(1));
+    // The service still answers (and records) after the exporter stopped.
+    expect_status(app.get("/items/1").await, 200, "after shutdown").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_flushes_over_http_protobuf() {
+    shutdown_sends_a_last_export(OtlpProtocol::HttpProtobuf).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_flushes_over_grpc() {
+    shutdown_sends_a_last_export(OtlpProtocol::Grpc).await;
+}
+
+// ---------------------------------------------------------------------------
+// 4. Bad settings are named
+
+#[test]
+fn bad_otlp_settings_are_named() {
+    let base = || ServerWatch::builder().otlp_endpoint("http://127.0.0.1:4318");
+    let cases = [
+        (
+            ServerWatch::builder().otlp_endpoint("not a url"),
+            "otlp_endpoint",
+        ),
+        (
+            ServerWatch::builder().otlp_endpoint("ftp://x"),
+            "otlp_endpoint",
+        ),
+        (
+            base().otlp_export_interval(Duration::ZERO),
+            "otlp_export_interval",
+        ),
+        (base().otlp_timeout(Duration::ZERO), "otlp_timeout"),
+        (base().otlp_header("bad header", "v"), "otlp_header"),
+    ];
+    for (builder, setting) in cases {
+        let err = builder.build().unwrap_err();
+        assert_eq!(err.setting(), setting, "{err}");
+        assert!(err.to_string().contains(setting), "{err}");
+    }
+}

@@ -1,0 +1,806 @@
+//! A real OTLP receiver for the tests: rotel, the collector whose PyPI wheel
+//! `scripts/install-test-deps` installs. It listens for OTLP over gRPC and
+//! HTTP on two free loopback ports, drops the data (`--exporter blackhole`)
+//! and prints every metric it receives, in detail, to a file of the test's
+//! own; [`parse`] reads that print-out back into [`Batch`]es.
+//!
+//! Include it with `#[path = "support/rotel.rs"] mod rotel;`. Nothing here
+//! skips: a missing rotel fails the test and says to run
+//! `scripts/install-test-deps`.
+//!
+//! Rotel prints each request it receives in one write, starting with a
+//! `ResourceMetrics #0` line. A batch is complete once the next one has
+//! started; the last one is complete once the output ends with a newline and
+//! has not grown for [`SETTLE`].
+
+#![allow(
+    dead_code,
+    reason = "each test file uses a different part of this module"
+)]
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long rotel may take to listen on both ports.
+pub const READY_DEADLINE: Duration = Duration::from_secs(20);
+
+/// How long the output must stay the same before its last batch counts as
+/// complete.
+pub const SETTLE: Duration = Duration::from_millis(150);
+
+/// Pause between two polls.
+const POLL_EVERY: Duration = Duration::from_millis(25);
+
+const INSTALL_HINT: &str = "run scripts/install-test-deps to install rotel, the OTLP receiver \
+                            the tests start (the `rotel` package from PyPI carries the \
+                            rotel-agent binary)";
+
+// ---------------------------------------------------------------------------
+// The binary
+
+/// The `rotel-agent` binary shipped in the `rotel` Python package. Fails the
+/// test, telling how to install it, when it is not there.
+pub fn agent_path() -> PathBuf {
+    static PATH: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = PATH.get_or_init(|| {
+        const SCRIPT: &str = "import os, rotel; \
+                              print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))";
+        let out = Command::new("python3")
+            .args(["-c", SCRIPT])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run python3 to find rotel: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "the rotel Python package is missing ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if !path.is_file() {
+            return Err(format!("{} does not exist", path.display()));
+        }
+        Ok(path)
+    });
+    match found {
+        Ok(path) => path.clone(),
+        Err(e) => panic!("{e}\n{INSTALL_HINT}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The process
+
+/// A rotel of the test's own on 127.0.0.1, printing what it receives to a
+/// file in a fresh temporary directory. Killed (by its PID) on drop; its
+/// directory is removed then, unless the test is failing (its path is printed
+/// so the print-outs can be read).
+#[derive(Debug)]
+pub struct Rotel {
+    agent: PathBuf,
+    dir: PathBuf,
+    grpc_port: u16,
+    http_port: u16,
+    child: Option<Child>,
+    /// Runs on these ports so far; run `n` prints to `rotel-{n}.out`.
+    runs: u32,
+    /// Length of the current output when it last changed, and when.
+    seen: Mutex<(u64, Instant)>,
+}
+
+impl Rotel {
+    /// Starts rotel on two free ports and waits until it listens on both.
+    /// Picks other ports when the ones picked were taken in the meantime.
+    pub async fn start() -> Self {
+        let mut failures = Vec::new();
+        for _attempt in 0..5 {
+            let (grpc_port, http_port) = free_port_pair();
+            let mut rotel = Self::spawn(grpc_port, http_port);
+            match rotel.wait_ready().await {
+                Ok(()) => return rotel,
+                Err(e) => failures.push(e),
+            }
+            // Dropping `rotel` kills it and removes its directory.
+        }
+        panic!("rotel did not start:\n{}", failures.join("\n---\n"));
+    }
+
+    /// Starts rotel on these ports (which the caller chose, for instance to
+    /// configure an exporter before the receiver exists) and waits until it
+    /// listens on both. Fails the test if it cannot.
+    pub async fn start_on(grpc_port: u16, http_port: u16) -> Self {
+        let mut rotel = Self::spawn(grpc_port, http_port);
+        rotel.start_again().await;
+        rotel
+    }
+
+    fn spawn(grpc_port: u16, http_port: u16) -> Self {
+        let mut rotel = Rotel {
+            agent: agent_path(),
+            dir: fresh_temp_dir(),
+            grpc_port,
+            http_port,
+            child: None,
+            runs: 0,
+            seen: Mutex::new((0, Instant::now())),
+        };
+        rotel.launch();
+        rotel
+    }
+
+    /// Runs the agent once more on the same ports, printing to a new file.
+    fn launch(&mut self) {
+        assert!(self.child.is_none(), "rotel is already running");
+        self.runs += 1;
+        *self.seen.lock().unwrap() = (0, Instant::now());
+        let out = std::fs::File::create(self.output_path())
+            .unwrap_or_else(|e| panic!("creating {}: {e}", self.output_path().display()));
+        let mut command = Command::new(&self.agent);
+        command
+            .arg("start")
+            .args([
+                "--otlp-grpc-endpoint",
+                &format!("127.0.0.1:{}", self.grpc_port),
+            ])
+            .args([
+                "--otlp-http-endpoint",
+                &format!("127.0.0.1:{}", self.http_port),
+            ])
+            .args(["--exporter", "blackhole"])
+            .args(["--debug-log", "metrics"])
+            .args(["--debug-log-verbosity", "detailed"])
+            // One print-out per request received, as soon as it is received.
+            .arg("--disable-batching")
+            .arg("--pid-file")
+            .arg(self.dir.join("rotel.pid"))
+            .arg("--log-file")
+            .arg(self.dir.join("rotel.log"))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        // The developer's ROTEL_* settings must not change what is printed.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("ROTEL_") {
+                command.env_remove(name);
+            }
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}\n{INSTALL_HINT}", self.agent.display()));
+        self.child = Some(child);
+    }
+
+    /// Polls until rotel accepts TCP connections on both ports and (on
+    /// Linux) the listening sockets are its own. `Err` when it exited (a
+    /// port was taken, say) or another process answers on a port.
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            let child = self.child.as_mut().expect("rotel was launched");
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return Err(format!(
+                    "rotel exited ({status}) on ports {}/{}:\n{}",
+                    self.grpc_port,
+                    self.http_port,
+                    self.output()
+                ));
+            }
+            let pid = child.id();
+            let mut accepting = true;
+            for port in [self.grpc_port, self.http_port] {
+                let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                let connect = tokio::net::TcpStream::connect(addr);
+                accepting &= matches!(
+                    tokio::time::timeout(Duration::from_secs(1), connect).await,
+                    Ok(Ok(_))
+                );
+            }
+            if accepting {
+                return match listening_ports(pid) {
+                    Some(ports)
+                        if !(ports.contains(&self.grpc_port)
+                            && ports.contains(&self.http_port)) =>
+                    {
+                        // Connections were accepted, by someone else.
+                        Err(format!(
+                            "another process listens on port {} or {} (rotel listens on {ports:?})",
+                            self.grpc_port, self.http_port
+                        ))
+                    }
+                    _ => Ok(()),
+                };
+            }
+            if start.elapsed() > READY_DEADLINE {
+                return Err(format!(
+                    "rotel not listening on 127.0.0.1:{} (gRPC) and 127.0.0.1:{} (HTTP) \
+                     after {READY_DEADLINE:?}:\n{}",
+                    self.grpc_port,
+                    self.http_port,
+                    self.output()
+                ));
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    /// Waits until the launched agent is ready; relaunches it while it exits
+    /// early (its ports can stay busy for a moment after a stop), until
+    /// [`READY_DEADLINE`].
+    async fn start_again(&mut self) {
+        let start = Instant::now();
+        loop {
+            match self.wait_ready().await {
+                Ok(()) => return,
+                Err(e) if start.elapsed() > READY_DEADLINE || self.child.is_some() => {
+                    panic!(
+                        "rotel did not start on ports {}/{}: {e}",
+                        self.grpc_port, self.http_port
+                    )
+                }
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    self.launch();
+                }
+            }
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, the base URL of the OTLP/HTTP receiver.
+    pub fn http_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    /// `http://127.0.0.1:PORT`, the OTLP/gRPC receiver.
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    pub fn grpc_port(&self) -> u16 {
+        self.grpc_port
+    }
+
+    pub fn http_port(&self) -> u16 {
+        self.http_port
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Kills rotel (by its PID) and waits for it to exit. Its output stays
+    /// readable until the next [`Rotel::restart`].
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops rotel if it runs, then starts it again on the same ports, with
+    /// a new, empty output, and waits until it listens.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.launch();
+        self.start_again().await;
+    }
+
+    fn output_path(&self) -> PathBuf {
+        self.dir.join(format!("rotel-{}.out", self.runs))
+    }
+
+    /// Everything the current run printed so far (read lossily: the
+    /// print-out can hold bytes that are not UTF-8).
+    pub fn output(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.output_path()).unwrap_or_default()).into_owned()
+    }
+
+    /// The last `lines` lines of [`Rotel::output`], for failure messages.
+    pub fn output_tail(&self, lines: usize) -> String {
+        let output = self.output();
+        let all: Vec<&str> = output.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// The complete batches the current run received, oldest first.
+    pub fn batches(&self) -> Vec<Batch> {
+        let (mut batches, quiet_for) = self.read();
+        if quiet_for < SETTLE {
+            batches.pop();
+        }
+        batches
+    }
+
+    /// Every batch received so far and how long the output has not changed
+    /// (zero when it does not end with a full line).
+    fn read(&self) -> (Vec<Batch>, Duration) {
+        let bytes = std::fs::read(self.output_path()).unwrap_or_default();
+        let quiet_for = {
+            let mut seen = self.seen.lock().unwrap();
+            let len = bytes.len() as u64;
+            if seen.0 != len {
+                *seen = (len, Instant::now());
+            }
+            if bytes.is_empty() || bytes.ends_with(b"\n") {
+                seen.1.elapsed()
+            } else {
+                Duration::ZERO
+            }
+        };
+        (parse(&String::from_utf8_lossy(&bytes)), quiet_for)
+    }
+
+    /// Waits until the output has not changed for `quiet` (at least
+    /// [`SETTLE`]), then returns every batch received, all complete. For
+    /// counting exports once no more are expected.
+    pub async fn wait_quiet(&self, quiet: Duration, deadline: Duration) -> Vec<Batch> {
+        let start = Instant::now();
+        loop {
+            let (batches, quiet_for) = self.read();
+            if quiet_for >= quiet.max(SETTLE) {
+                return batches;
+            }
+            assert!(
+                start.elapsed() < deadline,
+                "rotel's output still changing after {deadline:?}:\n{}",
+                self.output_tail(60)
+            );
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    /// Polls until the latest complete batch passes `check`, and returns
+    /// it; fails the test after `deadline` with `what`, the last complaint
+    /// of `check` and the end of rotel's output.
+    pub async fn wait_for_batch<F>(&self, what: &str, deadline: Duration, mut check: F) -> Batch
+    where
+        F: FnMut(&Batch) -> Result<(), String>,
+    {
+        let start = Instant::now();
+        let mut last = String::from("no complete batch received");
+        loop {
+            if let Some(batch) = self.batches().pop() {
+                match check(&batch) {
+                    Ok(()) => return batch,
+                    Err(e) => last = e,
+                }
+            }
+            if start.elapsed() > deadline {
+                panic!(
+                    "timed out after {deadline:?} waiting for {what}; last: {last}\n\
+                     rotel output ({}), last lines:\n{}",
+                    self.output_path().display(),
+                    self.output_tail(60)
+                );
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+}
+
+impl Drop for Rotel {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!("rotel output kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn fresh_temp_dir() -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!(
+        "serverwatch-rotel-{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
+}
+
+/// Two distinct ports that were free a moment ago (bound on :0 together,
+/// then released).
+pub fn free_port_pair() -> (u16, u16) {
+    let bind = || StdTcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+    let (a, b) = (bind(), bind());
+    (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    )
+}
+
+/// The TCP ports process `pid` listens on, from `/proc`; `None` where that
+/// cannot be read (not Linux).
+fn listening_ports(pid: u32) -> Option<Vec<u16>> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    let inodes: Vec<String> = fds
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            if fields.len() < 10 || fields[3] != "0A" || !inodes.iter().any(|i| i == fields[9]) {
+                continue;
+            }
+            let port = fields[1].rsplit(':').next()?;
+            ports.push(u16::from_str_radix(port, 16).ok()?);
+        }
+    }
+    Some(ports)
+}
+
+// ---------------------------------------------------------------------------
+// The print-out
+
+/// An attribute value as rotel prints it (`Str(…)`, `Int(…)`, …).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttrValue {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+    Double(f64),
+    /// Any other printed form, as printed.
+    Other(String),
+}
+
+impl AttrValue {
+    fn parse(text: &str) -> Self {
+        let inner = |prefix: &str| text.strip_prefix(prefix)?.strip_suffix(')');
+        if let Some(s) = inner("Str(") {
+            return AttrValue::Str(s.to_owned());
+        }
+        if let Some(n) = inner("Int(").and_then(|n| n.parse().ok()) {
+            return AttrValue::Int(n);
+        }
+        if let Some(b) = inner("Bool(").and_then(|b| b.parse().ok()) {
+            return AttrValue::Bool(b);
+        }
+        if let Some(d) = inner("Double(").and_then(|d| d.parse().ok()) {
+            return AttrValue::Double(d);
+        }
+        AttrValue::Other(text.to_owned())
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            AttrValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            AttrValue::Int(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for AttrValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttrValue::Str(s) => write!(f, "Str({s})"),
+            AttrValue::Int(n) => write!(f, "Int({n})"),
+            AttrValue::Bool(b) => write!(f, "Bool({b})"),
+            AttrValue::Double(d) => write!(f, "Double({d})"),
+            AttrValue::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// One export as rotel received it: a resource and its metrics.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub resource: BTreeMap<String, AttrValue>,
+    /// `name version` of each instrumentation scope.
+    pub scopes: Vec<String>,
+    pub metrics: Vec<Metric>,
+}
+
+impl Batch {
+    /// The metric called `name`, if there is exactly one.
+    pub fn metric(&self, name: &str) -> Option<&Metric> {
+        let mut found = self.metrics.iter().filter(|m| m.name == name);
+        let metric = found.next()?;
+        assert!(found.next().is_none(), "metric {name} appears twice");
+        Some(metric)
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.metrics.iter().map(|m| m.name.as_str()).collect()
+    }
+
+    /// The count of every point of the histogram `name` added up (0 when the
+    /// metric is absent).
+    pub fn total_count(&self, name: &str) -> u64 {
+        self.metric(name).map_or(0, Metric::total_count)
+    }
+}
+
+/// One metric: its descriptor and its data points.
+#[derive(Debug, Clone, Default)]
+pub struct Metric {
+    pub name: String,
+    pub description: String,
+    pub unit: String,
+    /// `Histogram`, `Sum`, `Gauge`, …
+    pub data_type: String,
+    /// `AGGREGATION_TEMPORALITY_CUMULATIVE`, …; `None` for gauges.
+    pub temporality: Option<String>,
+    /// Printed for sums only.
+    pub monotonic: Option<bool>,
+    pub points: Vec<DataPoint>,
+}
+
+impl Metric {
+    /// Counts of every histogram point added up.
+    pub fn total_count(&self) -> u64 {
+        self.points.iter().filter_map(|p| p.count).sum()
+    }
+
+    /// The points whose attributes include every `(key, value)` of `wanted`.
+    pub fn points_with(&self, wanted: &[(&str, AttrValue)]) -> Vec<&DataPoint> {
+        self.points
+            .iter()
+            .filter(|p| wanted.iter().all(|(k, v)| p.attributes.get(*k) == Some(v)))
+            .collect()
+    }
+}
+
+/// One data point (number or histogram).
+#[derive(Debug, Clone, Default)]
+pub struct DataPoint {
+    pub attributes: BTreeMap<String, AttrValue>,
+    pub start_time_unix_nano: Option<u64>,
+    pub time_unix_nano: Option<u64>,
+    /// Number points.
+    pub value: Option<f64>,
+    /// Histogram points.
+    pub count: Option<u64>,
+    pub sum: Option<f64>,
+    pub bounds: Vec<f64>,
+    /// Per bucket (not cumulative), the +Inf bucket last.
+    pub bucket_counts: Vec<u64>,
+}
+
+impl DataPoint {
+    pub fn attr(&self, key: &str) -> Option<&AttrValue> {
+        self.attributes.get(key)
+    }
+}
+
+/// Where `     -> key: value` lines belong.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Section {
+    Other,
+    Resource,
+    Descriptor,
+    PointAttributes,
+}
+
+/// Parses rotel's detailed print-out into batches, one per
+/// `ResourceMetrics` block, oldest first. Lines it does not know (rotel's
+/// own log lines) are skipped. The last batch may be incomplete: see
+/// [`Rotel::batches`].
+pub fn parse(text: &str) -> Vec<Batch> {
+    let mut batches: Vec<Batch> = Vec::new();
+    let mut section = Section::Other;
+    for line in text.lines() {
+        if line.starts_with("ResourceMetrics #") {
+            batches.push(Batch::default());
+            section = Section::Other;
+            continue;
+        }
+        let Some(batch) = batches.last_mut() else {
+            continue;
+        };
+        if line == "Resource attributes:" {
+            section = Section::Resource;
+        } else if line.starts_with("ScopeMetrics #") {
+            section = Section::Other;
+        } else if let Some(scope) = line.strip_prefix("InstrumentationScope ") {
+            batch.scopes.push(scope.to_owned());
+        } else if line.starts_with("Metric #") {
+            batch.metrics.push(Metric::default());
+            section = Section::Descriptor;
+        } else if line == "Descriptor:" {
+            section = Section::Descriptor;
+        } else if line
+            // `HistogramDataPoints #0`, `NumberDataPoints #3`, …
+            .split_once("DataPoints #")
+            .is_some_and(|(kind, n)| !kind.contains(' ') && n.parse::<u32>().is_ok())
+        {
+            if let Some(metric) = batch.metrics.last_mut() {
+                metric.points.push(DataPoint::default());
+            }
+            section = Section::Other;
+        } else if line == "Data point attributes:" {
+            section = Section::PointAttributes;
+        } else if let Some(entry) = line.trim_start().strip_prefix("-> ") {
+            let (key, value) = entry.split_once(": ").unwrap_or((entry, ""));
+            match section {
+                Section::Resource => {
+                    batch
+                        .resource
+                        .insert(key.to_owned(), AttrValue::parse(value));
+                }
+                Section::PointAttributes => {
+                    if let Some(point) = last_point(batch) {
+                        point
+                            .attributes
+                            .insert(key.to_owned(), AttrValue::parse(value));
+                    }
+                }
+                Section::Descriptor => {
+                    if let Some(metric) = batch.metrics.last_mut() {
+                        descriptor(metric, key, value);
+                    }
+                }
+                Section::Other => {}
+            }
+        } else if let Some(point) = last_point(batch) {
+            point_line(point, line);
+        }
+    }
+    batches
+}
+
+fn last_point(batch: &mut Batch) -> Option<&mut DataPoint> {
+    batch.metrics.last_mut()?.points.last_mut()
+}
+
+fn descriptor(metric: &mut Metric, key: &str, value: &str) {
+    match key {
+        "Name" => metric.name = value.to_owned(),
+        "Description" => metric.description = value.to_owned(),
+        "Unit" => metric.unit = value.to_owned(),
+        "DataType" => metric.data_type = value.to_owned(),
+        "AggregationTemporality" => metric.temporality = Some(value.to_owned()),
+        "IsMonotonic" => metric.monotonic = value.parse().ok(),
+        _ => {}
+    }
+}
+
+fn point_line(point: &mut DataPoint, line: &str) {
+    let Some((key, value)) = line.split_once(": ") else {
+        return;
+    };
+    let float = || value.trim().parse::<f64>().ok();
+    let int = || value.trim().parse::<u64>().ok();
+    match key {
+        "StartTimestamp" => point.start_time_unix_nano = int(),
+        "Timestamp" => point.time_unix_nano = int(),
+        "Value" => point.value = float(),
+        "Count" => point.count = int(),
+        "Sum" => point.sum = float(),
+        _ if key.starts_with("ExplicitBounds #") => {
+            if let Some(bound) = float() {
+                point.bounds.push(bound);
+            }
+        }
+        // `Buckets #3, Count: 7`
+        _ if key.starts_with("Buckets #") && key.ends_with(", Count") => {
+            if let Some(count) = int() {
+                point.bucket_counts.push(count);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "\
+\x1b[2m2026-01-01T00:00:00Z\x1b[0m INFO Starting Rotel.
+ResourceMetrics #0
+Resource SchemaURL: 
+Resource attributes:
+     -> service.name: Str(svc)
+ScopeMetrics #0
+ScopeMetrics SchemaURL: 
+InstrumentationScope serverwatch 0.1.0
+Metric #0
+Descriptor:
+     -> Name: http.server.request.duration
+     -> Description: Duration: of requests.
+     -> Unit: s
+     -> DataType: Histogram
+     -> AggregationTemporality: AGGREGATION_TEMPORALITY_CUMULATIVE
+HistogramDataPoints #0
+Data point attributes:
+     -> http.route: Str(/items/{id})
+     -> http.response.status_code: Int(200)
+StartTimestamp: 1
+Timestamp: 2
+Count: 3
+Sum: 0.5
+ExplicitBounds #0: 0.1
+ExplicitBounds #1: 1
+Buckets #0, Count: 1
+Buckets #1, Count: 2
+Buckets #2, Count: 0
+Metric #1
+Descriptor:
+     -> Name: process.cpu.time
+     -> Unit: s
+     -> DataType: Sum
+     -> IsMonotonic: true
+     -> AggregationTemporality: AGGREGATION_TEMPORALITY_CUMULATIVE
+NumberDataPoints #0
+Data point attributes:
+     -> cpu.mode: Str(user)
+StartTimestamp: 1
+Timestamp: 2
+Value: 0.25
+ResourceMetrics #0
+Resource attributes:
+     -> service.name: Str(svc)
+";
+
+    #[test]
+    fn parses_batches_metrics_and_points() {
+        let batches = parse(SAMPLE);
+        assert_eq!(batches.len(), 2);
+        let b = &batches[0];
+        assert_eq!(b.resource["service.name"], AttrValue::Str("svc".into()));
+        assert_eq!(b.scopes, ["serverwatch 0.1.0"]);
+        assert_eq!(
+            b.names(),
+            ["http.server.request.duration", "process.cpu.time"]
+        );
+        let h = b.metric("http.server.request.duration").unwrap();
+        assert_eq!(h.description, "Duration: of requests.");
+        assert_eq!((h.unit.as_str(), h.data_type.as_str()), ("s", "Histogram"));
+        assert_eq!(h.monotonic, None);
+        let p = &h.points[0];
+        assert_eq!(
+            p.attr("http.route"),
+            Some(&AttrValue::Str("/items/{id}".into()))
+        );
+        assert_eq!(
+            p.attr("http.response.status_code"),
+            Some(&AttrValue::Int(200))
+        );
+        assert_eq!((p.count, p.sum), (Some(3), Some(0.5)));
+        assert_eq!(p.bounds, [0.1, 1.0]);
+        assert_eq!(p.bucket_counts, [1, 2, 0]);
+        assert_eq!(
+            (p.start_time_unix_nano, p.time_unix_nano),
+            (Some(1), Some(2))
+        );
+        let cpu = b.metric("process.cpu.time").unwrap();
+        assert_eq!(cpu.monotonic, Some(true));
+        assert_eq!(cpu.points[0].value, Some(0.25));
+        assert!(batches[1].metrics.is_empty());
+    }
+}
