@@ -138,3 +138,24 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A YAML file read as JSON, by Python's yaml (PyYAML, which
+/// `scripts/install-test-deps` installs): no YAML crate in the tests.
+pub fn yaml_file(path: &std::path::Path) -> serde_json::Value {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)",
+        ])
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3: {e}"));
+    assert!(
+        out.status.success(),
+        "reading {} with Python's yaml failed (run scripts/install-test-deps for PyYAML): {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{}: not JSON-compatible YAML: {e}", path.display()))
+}
