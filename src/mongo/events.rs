@@ -47,14 +47,23 @@ type Target = (String, Option<String>);
 /// The counters of one connection pool (one server address).
 #[derive(Debug)]
 pub(crate) struct PoolStats {
-    /// Open connections, idle or used.
-    connections: AtomicI64,
-    used: AtomicI64,
+    /// The open (ready) connections by id, and whether each is checked out.
+    /// Counted by id rather than by adding and subtracting: the driver
+    /// reports a connection that fails while being established as closed
+    /// without its ever having been ready, and closes a checked-out
+    /// connection without a check-in when its pool has closed.
+    connections: Mutex<HashMap<u32, bool>>,
     pending: AtomicI64,
     timeouts: AtomicU64,
     max: AtomicI64,
     create_time: AtomicHistogram,
     wait_time: AtomicHistogram,
+}
+
+impl PoolStats {
+    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u32, bool>> {
+        self.connections.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// A copy of one pool's figures.
@@ -163,13 +172,13 @@ impl DriverMetrics {
             }
             CmapEvent::ConnectionReady(e) => {
                 let pool = self.pool(&address(&e.address));
-                pool.connections.fetch_add(1, Ordering::Relaxed);
+                pool.connections().insert(e.connection_id, false);
                 pool.create_time.record(&self.bounds, nanos(e.duration));
             }
             CmapEvent::ConnectionClosed(e) => {
                 self.pool(&address(&e.address))
-                    .connections
-                    .fetch_sub(1, Ordering::Relaxed);
+                    .connections()
+                    .remove(&e.connection_id);
             }
             CmapEvent::ConnectionCheckoutStarted(e) => {
                 self.pool(&address(&e.address))
@@ -189,13 +198,14 @@ impl DriverMetrics {
             CmapEvent::ConnectionCheckedOut(e) => {
                 let pool = self.pool(&address(&e.address));
                 pool.pending.fetch_sub(1, Ordering::Relaxed);
-                pool.used.fetch_add(1, Ordering::Relaxed);
+                pool.connections().insert(e.connection_id, true);
                 pool.wait_time.record(&self.bounds, nanos(e.duration));
             }
             CmapEvent::ConnectionCheckedIn(e) => {
-                self.pool(&address(&e.address))
-                    .used
-                    .fetch_sub(1, Ordering::Relaxed);
+                let pool = self.pool(&address(&e.address));
+                if let Some(used) = pool.connections().get_mut(&e.connection_id) {
+                    *used = false;
+                }
             }
             _ => {}
         }
@@ -216,8 +226,7 @@ impl DriverMetrics {
             return Arc::clone(pool);
         }
         let pool = Arc::new(PoolStats {
-            connections: AtomicI64::new(0),
-            used: AtomicI64::new(0),
+            connections: Mutex::new(HashMap::new()),
             pending: AtomicI64::new(0),
             timeouts: AtomicU64::new(0),
             max: AtomicI64::new(i64::from(DEFAULT_MAX_POOL_SIZE)),
@@ -250,12 +259,15 @@ impl DriverMetrics {
         pools
             .iter()
             .map(|(name, p)| {
-                let connections = p.connections.load(Ordering::Relaxed);
-                let used = p.used.load(Ordering::Relaxed);
+                let (open, used) = {
+                    let connections = p.connections();
+                    let used = connections.values().filter(|&&used| used).count();
+                    (connections.len(), used)
+                };
                 PoolSnapshot {
                     name: name.clone(),
-                    idle: (connections - used).max(0),
-                    used,
+                    idle: (open - used) as i64,
+                    used: used as i64,
                     pending: p.pending.load(Ordering::Relaxed),
                     timeouts: p.timeouts.load(Ordering::Relaxed),
                     max: p.max.load(Ordering::Relaxed),

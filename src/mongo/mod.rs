@@ -20,7 +20,7 @@ use redact::Secrets;
 use crate::BuildError;
 
 /// What the builder collected.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct MongoSettings {
     driver: Option<Arc<DriverMetrics>>,
     client: Option<Client>,
@@ -29,6 +29,21 @@ pub(crate) struct MongoSettings {
     pub(crate) interval: Duration,
     /// Set when the options already had an event handler of their own.
     conflict: Option<&'static str>,
+}
+
+/// Without the client's own `Debug`, which prints the driver's last errors
+/// as the server sent them, unredacted.
+impl std::fmt::Debug for MongoSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoSettings")
+            .field("driver", &self.driver)
+            .field("client", &self.client.as_ref().map(|_| "mongodb::Client"))
+            .field("secrets", &self.secrets)
+            .field("timeout", &self.timeout)
+            .field("interval", &self.interval)
+            .field("conflict", &self.conflict)
+            .finish()
+    }
 }
 
 impl Default for MongoSettings {

@@ -18,7 +18,6 @@ pub(crate) struct ProbeResult {
     pub(crate) latency: Duration,
 }
 
-#[derive(Debug)]
 pub(crate) struct Probe {
     client: Client,
     timeout: Duration,
@@ -29,6 +28,18 @@ pub(crate) struct Probe {
     cached: tokio::sync::Mutex<Option<(Instant, ProbeResult)>>,
     /// The latest result, for readers that cannot wait (exporters).
     last: std::sync::Mutex<Option<ProbeResult>>,
+}
+
+/// Without the client: its `Debug` prints the driver's last errors as the
+/// server sent them, unredacted.
+impl std::fmt::Debug for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Probe")
+            .field("timeout", &self.timeout)
+            .field("interval", &self.interval)
+            .field("last", &self.last())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Probe {

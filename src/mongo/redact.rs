@@ -3,8 +3,16 @@
 //! connection string that appears in a driver message.
 
 /// Known secrets, replaced by `***` wherever they appear.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Secrets(Vec<String>);
+
+/// Never the secrets themselves: the builder and the watch are `Debug`, and
+/// a user may well log them.
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} redacted)", self.0.len())
+    }
+}
 
 impl Secrets {
     /// Adds a secret, and its percent-encoded spelling (as in a URI).
@@ -78,6 +86,7 @@ mod tests {
             redacted,
             "auth failed for mongodb://***@db:27017/?x=1 (***)"
         );
+        assert_eq!(format!("{secrets:?}"), "Secrets(2 redacted)");
         assert_eq!(
             strip_userinfo("see http://host:1/a@b"),
             "see http://host:1/a@b"
