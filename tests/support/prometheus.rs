@@ -443,49 +443,15 @@ impl Prometheus {
     /// waits until it is ready. Retries on another port if the one picked was
     /// taken in the meantime.
     pub async fn start(job: &str, target: SocketAddr) -> Self {
-        require_tool("prometheus", &["--version"]);
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap();
-        let mut failures = Vec::new();
-        for _attempt in 0..5 {
-            let dir = fresh_temp_dir();
-            let config = dir.join("prometheus.yml");
-            std::fs::write(
-                &config,
-                format!(
-                    "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
-                     scrape_configs:\n  - job_name: {job}\n    static_configs:\n      \
-                     - targets: ['{target}']\n"
-                ),
+        let job = job.to_owned();
+        Self::start_with_config(move |_dir| {
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                 scrape_configs:\n  - job_name: {job}\n    static_configs:\n      \
+                 - targets: ['{target}']\n"
             )
-            .unwrap();
-            let tsdb = dir.join("tsdb");
-            let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-            let port = free_port();
-            let child = Command::new("prometheus")
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run `prometheus`: {e}\n{INSTALL_HINT}"));
-            let mut prometheus = Prometheus {
-                child,
-                dir,
-                url: format!("http://127.0.0.1:{port}"),
-                client: client.clone(),
-            };
-            match prometheus.wait_ready(&tsdb).await {
-                Ok(()) => return prometheus,
-                Err(e) => failures.push(e),
-            }
-            // Dropping `prometheus` kills it and removes its directory.
-        }
-        panic!("Prometheus did not start:\n{}", failures.join("\n---\n"));
+        })
+        .await
     }
 
     /// Polls `/-/ready` until it answers 200, then checks that the server
