@@ -13,6 +13,9 @@
 //! - `axum-otel-metrics`: `HttpMetricsLayerBuilder::new().build()` over a global
 //!   `SdkMeterProvider` whose periodic reader (30 s, as in its README) hands
 //!   the metrics to an exporter that drops them, so nothing leaves the process;
+//! - `serverwatch-otlp`: serverwatch pushing OTLP every second to
+//!   `BENCH_OTLP_ENDPOINT` (benches/run starts a blackhole receiver and
+//!   scrapes `/metrics` every second during the run, too);
 //! - `serverwatch-10k`: serverwatch over 10 000 literal routes `/r/0` ..
 //!   `/r/9999` with `max_series(20_000)`, for timing a `/metrics` scrape.
 //!
@@ -34,7 +37,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 const USAGE: &str = "usage: bench-server --variant \
-    bare|noop|serverwatch|axum-prometheus|axum-otel-metrics|serverwatch-10k \
+    bare|noop|serverwatch|serverwatch-otlp|axum-prometheus|axum-otel-metrics|serverwatch-10k \
     --listen HOST:PORT [--threads N]\n       bench-server --inproc [--requests N] [--variant V]";
 
 struct Args {
@@ -137,6 +140,12 @@ fn router(variant: &str) -> Result<Router, Box<dyn std::error::Error>> {
         "bare" => app(),
         "noop" => app().layer(PassThroughLayer),
         "serverwatch" => serverwatch::ServerWatch::builder()
+            .build()?
+            .instrument(app()),
+        // Pushing every second to the OTLP receiver that benches/run starts.
+        "serverwatch-otlp" => serverwatch::ServerWatch::builder()
+            .otlp_endpoint(std::env::var("BENCH_OTLP_ENDPOINT").map_err(|_| "BENCH_OTLP_ENDPOINT is not set")?)
+            .otlp_export_interval(Duration::from_secs(1))
             .build()?
             .instrument(app()),
         "axum-prometheus" => {
