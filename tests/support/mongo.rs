@@ -20,15 +20,23 @@
     reason = "each test file uses a different part of this module"
 )]
 
-use std::net::{SocketAddr, TcpListener as StdTcpListener, TcpStream as StdTcpStream};
+use std::net::{SocketAddr, TcpStream as StdTcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+#[allow(
+    clippy::duplicate_mod,
+    reason = "each helper stands alone; a test binary may include several"
+)]
+#[path = "scratch.rs"]
+mod scratch;
 
 use mongodb::bson::{Document, doc};
 use mongodb::options::ClientOptions;
+use scratch::{free_port, fresh_temp_dir};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -255,29 +263,6 @@ impl Drop for Nx {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-fn fresh_temp_dir(what: &str) -> PathBuf {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!(
-        "serverwatch-{what}-{}-{}-{nanos}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-    dir
-}
-
-/// A port that was free a moment ago (bound on :0, then released).
-pub fn free_port() -> u16 {
-    StdTcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding 127.0.0.1:0")
-        .port()
 }
 
 // ---------------------------------------------------------------------------

@@ -16,16 +16,23 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+#[allow(
+    clippy::duplicate_mod,
+    reason = "each helper stands alone; a test binary may include several"
+)]
+#[path = "scratch.rs"]
+mod scratch;
 
 use axum::Router;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
+use scratch::{free_port, fresh_temp_dir};
 use serde_json::Value;
 
 /// How long anything may take to appear (Prometheus readiness, a scrape
@@ -415,29 +422,6 @@ pub struct Prometheus {
     client: reqwest::Client,
 }
 
-fn fresh_temp_dir() -> PathBuf {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!(
-        "serverwatch-prometheus-{}-{}-{nanos}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-    dir
-}
-
-/// A port that was free a moment ago (bound on :0, then released).
-fn free_port() -> u16 {
-    StdTcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding 127.0.0.1:0")
-        .port()
-}
-
 impl Prometheus {
     /// Starts Prometheus scraping `target` under job `job` every second and
     /// waits until it is ready. Retries on another port if the one picked was
@@ -634,7 +618,7 @@ impl Prometheus {
             .unwrap();
         let mut failures = Vec::new();
         for _attempt in 0..5 {
-            let dir = fresh_temp_dir();
+            let dir = fresh_temp_dir("prometheus");
             let config_file = dir.join("prometheus.yml");
             std::fs::write(&config_file, config(&dir)).unwrap();
             let tsdb = dir.join("tsdb");

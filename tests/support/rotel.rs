@@ -18,14 +18,22 @@
     reason = "each test file uses a different part of this module"
 )]
 
+#[allow(
+    clippy::duplicate_mod,
+    reason = "each helper stands alone; a test binary may include several"
+)]
+#[path = "scratch.rs"]
+mod scratch;
+
+use scratch::fresh_temp_dir;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// How long rotel may take to listen on both ports.
 pub const READY_DEADLINE: Duration = Duration::from_secs(20);
@@ -124,7 +132,7 @@ impl Rotel {
     fn spawn(grpc_port: u16, http_port: u16) -> Self {
         let mut rotel = Rotel {
             agent: agent_path(),
-            dir: fresh_temp_dir(),
+            dir: fresh_temp_dir("rotel"),
             grpc_port,
             http_port,
             child: None,
@@ -395,21 +403,6 @@ impl Drop for Rotel {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-fn fresh_temp_dir() -> PathBuf {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!(
-        "serverwatch-rotel-{}-{}-{nanos}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-    dir
 }
 
 /// Two distinct ports that were free a moment ago (bound on :0 together,
