@@ -1,11 +1,13 @@
-//! The one place where every serverwatch metric is defined: its OpenTelemetry
-//! name, its Prometheus base name, unit, help text and labels.
+//! What every serverwatch metric is: its OpenTelemetry name, its
+//! Prometheus base name, unit, help text and kind, defined once here (the
+//! MongoDB integration defines its own the same way, beside its code).
 //!
-//! Names follow the OpenTelemetry semantic conventions v1.44. On `/metrics`
-//! they are spelled the Prometheus way (dots become underscores, the unit is
-//! appended by the encoder, counters get `_total`); the process metrics use the
-//! names that existing Prometheus dashboards expect.
+//! OpenTelemetry names come from `opentelemetry-semantic-conventions`. On
+//! `/metrics` they are spelled the Prometheus way (dots become underscores,
+//! the unit is appended by the encoder, counters get `_total`); the process
+//! metrics use the names that existing Prometheus dashboards expect.
 
+use opentelemetry_semantic_conventions::{attribute as attr, metric};
 use prometheus_client::registry::Unit;
 
 /// How an instrument aggregates.
@@ -77,31 +79,41 @@ pub(crate) struct Instrument {
     pub(crate) kind: Kind,
 }
 
+impl Instrument {
+    /// The family name on `/metrics`: the base name and the unit suffix.
+    pub(crate) fn prometheus_family(&self) -> String {
+        match self.unit.prometheus() {
+            Some(unit) => format!("{}_{}", self.prometheus_name, unit.as_str()),
+            None => self.prometheus_name.to_owned(),
+        }
+    }
+}
+
 pub(crate) const HTTP_REQUEST_METHOD: Attribute = Attribute {
     prometheus: Some("http_request_method"),
-    otel: "http.request.method",
+    otel: attr::HTTP_REQUEST_METHOD,
 };
 pub(crate) const HTTP_ROUTE: Attribute = Attribute {
     prometheus: Some("http_route"),
-    otel: "http.route",
+    otel: attr::HTTP_ROUTE,
 };
 pub(crate) const HTTP_RESPONSE_STATUS_CODE: Attribute = Attribute {
     prometheus: Some("http_response_status_code"),
-    otel: "http.response.status_code",
+    otel: attr::HTTP_RESPONSE_STATUS_CODE,
 };
 pub(crate) const ERROR_TYPE: Attribute = Attribute {
     prometheus: Some("error_type"),
-    otel: "error.type",
+    otel: attr::ERROR_TYPE,
 };
-/// Marks the one series that absorbs label sets past the cardinality cap
-/// (the same attribute the OpenTelemetry SDK uses).
+/// Marks the series that absorb label sets past the cardinality cap: the
+/// attribute the OpenTelemetry SDK uses (not in the conventions).
 pub(crate) const OVERFLOW: Attribute = Attribute {
     prometheus: Some("otel_metric_overflow"),
     otel: "otel.metric.overflow",
 };
 pub(crate) const CPU_MODE: Attribute = Attribute {
     prometheus: None,
-    otel: "cpu.mode",
+    otel: attr::CPU_MODE,
 };
 pub(crate) const SERVERWATCH_VERSION: Attribute = Attribute {
     prometheus: Some("serverwatch_version"),
@@ -109,19 +121,19 @@ pub(crate) const SERVERWATCH_VERSION: Attribute = Attribute {
 };
 pub(crate) const SERVICE_NAME: Attribute = Attribute {
     prometheus: Some("service_name"),
-    otel: "service.name",
+    otel: attr::SERVICE_NAME,
 };
 pub(crate) const SERVICE_VERSION: Attribute = Attribute {
     prometheus: Some("service_version"),
-    otel: "service.version",
+    otel: attr::SERVICE_VERSION,
 };
 pub(crate) const SYSTEM_MEMORY_STATE: Attribute = Attribute {
     prometheus: Some("system_memory_state"),
-    otel: "system.memory.state",
+    otel: attr::SYSTEM_MEMORY_STATE,
 };
 pub(crate) const SYSTEM_PAGING_STATE: Attribute = Attribute {
     prometheus: Some("system_paging_state"),
-    otel: "system.paging.state",
+    otel: attr::SYSTEM_PAGING_STATE,
 };
 
 /// Semantic-convention bounds for `http.server.request.duration`, in seconds.
@@ -136,28 +148,28 @@ pub(crate) const BODY_SIZE_BOUNDS_BYTES: [f64; 11] = [
 ];
 
 pub(crate) const HTTP_SERVER_REQUEST_DURATION: Instrument = Instrument {
-    otel_name: "http.server.request.duration",
+    otel_name: metric::HTTP_SERVER_REQUEST_DURATION,
     prometheus_name: "http_server_request_duration",
     unit: MetricUnit::Seconds,
     help: "Duration of HTTP server requests, until the response was ready (for a streamed body: until it was sent).",
     kind: Kind::Histogram,
 };
 pub(crate) const HTTP_SERVER_ACTIVE_REQUESTS: Instrument = Instrument {
-    otel_name: "http.server.active_requests",
+    otel_name: metric::HTTP_SERVER_ACTIVE_REQUESTS,
     prometheus_name: "http_server_active_requests",
     unit: MetricUnit::Count("{request}"),
     help: "Number of HTTP server requests in flight.",
     kind: Kind::UpDownCounter,
 };
 pub(crate) const HTTP_SERVER_REQUEST_BODY_SIZE: Instrument = Instrument {
-    otel_name: "http.server.request.body.size",
+    otel_name: metric::HTTP_SERVER_REQUEST_BODY_SIZE,
     prometheus_name: "http_server_request_body_size",
     unit: MetricUnit::Bytes,
     help: "Size of HTTP server request bodies.",
     kind: Kind::Histogram,
 };
 pub(crate) const HTTP_SERVER_RESPONSE_BODY_SIZE: Instrument = Instrument {
-    otel_name: "http.server.response.body.size",
+    otel_name: metric::HTTP_SERVER_RESPONSE_BODY_SIZE,
     prometheus_name: "http_server_response_body_size",
     unit: MetricUnit::Bytes,
     help: "Size of HTTP server response bodies.",
@@ -165,33 +177,34 @@ pub(crate) const HTTP_SERVER_RESPONSE_BODY_SIZE: Instrument = Instrument {
 };
 
 pub(crate) const PROCESS_RESIDENT_MEMORY: Instrument = Instrument {
-    otel_name: "process.memory.usage",
+    otel_name: metric::PROCESS_MEMORY_USAGE,
     prometheus_name: "process_resident_memory",
     unit: MetricUnit::Bytes,
     help: "Resident set size of this process.",
     kind: Kind::UpDownCounter,
 };
 pub(crate) const PROCESS_VIRTUAL_MEMORY: Instrument = Instrument {
-    otel_name: "process.memory.virtual",
+    otel_name: metric::PROCESS_MEMORY_VIRTUAL,
     prometheus_name: "process_virtual_memory",
     unit: MetricUnit::Bytes,
     help: "Virtual memory size of this process.",
     kind: Kind::UpDownCounter,
 };
 pub(crate) const PROCESS_CPU_TIME: Instrument = Instrument {
-    otel_name: "process.cpu.time",
+    otel_name: metric::PROCESS_CPU_TIME,
     prometheus_name: "process_cpu",
     unit: MetricUnit::Seconds,
     help: "Total user and system CPU time spent by this process.",
     kind: Kind::Counter,
 };
 pub(crate) const PROCESS_OPEN_FDS: Instrument = Instrument {
-    otel_name: "process.unix.file_descriptor.count",
+    otel_name: metric::PROCESS_UNIX_FILE_DESCRIPTOR_COUNT,
     prometheus_name: "process_open_fds",
     unit: MetricUnit::Count("{file_descriptor}"),
     help: "Number of open file descriptors.",
     kind: Kind::UpDownCounter,
 };
+/// Not in the conventions: named after `process.unix.file_descriptor.count`.
 pub(crate) const PROCESS_MAX_FDS: Instrument = Instrument {
     otel_name: "process.unix.file_descriptor.limit",
     prometheus_name: "process_max_fds",
@@ -199,6 +212,8 @@ pub(crate) const PROCESS_MAX_FDS: Instrument = Instrument {
     help: "Maximum number of open file descriptors.",
     kind: Kind::UpDownCounter,
 };
+/// Not in the conventions (which have `process.creation.time` as a
+/// resource attribute): the gauge Prometheus dashboards expect.
 pub(crate) const PROCESS_START_TIME: Instrument = Instrument {
     otel_name: "process.start_time",
     prometheus_name: "process_start_time",
@@ -207,35 +222,35 @@ pub(crate) const PROCESS_START_TIME: Instrument = Instrument {
     kind: Kind::Gauge,
 };
 pub(crate) const PROCESS_UPTIME: Instrument = Instrument {
-    otel_name: "process.uptime",
+    otel_name: metric::PROCESS_UPTIME,
     prometheus_name: "process_uptime",
     unit: MetricUnit::Seconds,
     help: "Time since serverwatch started watching this process.",
     kind: Kind::Gauge,
 };
 pub(crate) const PROCESS_THREADS: Instrument = Instrument {
-    otel_name: "process.thread.count",
+    otel_name: metric::PROCESS_THREAD_COUNT,
     prometheus_name: "process_threads",
     unit: MetricUnit::Count("{thread}"),
     help: "Number of OS threads of this process.",
     kind: Kind::UpDownCounter,
 };
 pub(crate) const SYSTEM_MEMORY_USAGE: Instrument = Instrument {
-    otel_name: "system.memory.usage",
+    otel_name: metric::SYSTEM_MEMORY_USAGE,
     prometheus_name: "system_memory_usage",
     unit: MetricUnit::Bytes,
     help: "System memory in use, by state.",
     kind: Kind::UpDownCounter,
 };
 pub(crate) const SYSTEM_MEMORY_LIMIT: Instrument = Instrument {
-    otel_name: "system.memory.limit",
+    otel_name: metric::SYSTEM_MEMORY_LIMIT,
     prometheus_name: "system_memory_limit",
     unit: MetricUnit::Bytes,
     help: "Total system memory.",
     kind: Kind::UpDownCounter,
 };
 pub(crate) const SYSTEM_PAGING_USAGE: Instrument = Instrument {
-    otel_name: "system.paging.usage",
+    otel_name: metric::SYSTEM_PAGING_USAGE,
     prometheus_name: "system_paging_usage",
     unit: MetricUnit::Bytes,
     help: "Swap space, by state (used and free add up to the total).",
@@ -249,101 +264,93 @@ pub(crate) const BUILD_INFO: Instrument = Instrument {
     kind: Kind::Info,
 };
 
-/// The MongoDB instruments (semantic conventions for database clients).
-#[cfg(feature = "mongodb")]
-pub(crate) mod database {
-    use super::{Attribute, Instrument, Kind, MetricUnit};
+/// Every instrument defined here.
+#[cfg(test)]
+pub(crate) const ALL: &[&Instrument] = &[
+    &HTTP_SERVER_REQUEST_DURATION,
+    &HTTP_SERVER_ACTIVE_REQUESTS,
+    &HTTP_SERVER_REQUEST_BODY_SIZE,
+    &HTTP_SERVER_RESPONSE_BODY_SIZE,
+    &PROCESS_RESIDENT_MEMORY,
+    &PROCESS_VIRTUAL_MEMORY,
+    &PROCESS_CPU_TIME,
+    &PROCESS_OPEN_FDS,
+    &PROCESS_MAX_FDS,
+    &PROCESS_START_TIME,
+    &PROCESS_UPTIME,
+    &PROCESS_THREADS,
+    &SYSTEM_MEMORY_USAGE,
+    &SYSTEM_MEMORY_LIMIT,
+    &SYSTEM_PAGING_USAGE,
+    &BUILD_INFO,
+];
 
-    pub(crate) const DB_SYSTEM_NAME: Attribute = Attribute {
-        prometheus: Some("db_system_name"),
-        otel: "db.system.name",
-    };
-    pub(crate) const DB_OPERATION_NAME: Attribute = Attribute {
-        prometheus: Some("db_operation_name"),
-        otel: "db.operation.name",
-    };
-    pub(crate) const DB_NAMESPACE: Attribute = Attribute {
-        prometheus: Some("db_namespace"),
-        otel: "db.namespace",
-    };
-    pub(crate) const DB_COLLECTION_NAME: Attribute = Attribute {
-        prometheus: Some("db_collection_name"),
-        otel: "db.collection.name",
-    };
-    pub(crate) const DB_CONNECTION_STATE: Attribute = Attribute {
-        prometheus: Some("db_client_connection_state"),
-        otel: "db.client.connection.state",
-    };
-    pub(crate) const DB_CONNECTION_POOL_NAME: Attribute = Attribute {
-        prometheus: Some("db_client_connection_pool_name"),
-        otel: "db.client.connection.pool.name",
-    };
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// Semantic-convention bounds for `db.client.operation.duration`, in seconds.
-    pub(crate) const DB_DURATION_BOUNDS_SECONDS: [f64; 9] =
-        [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
+    /// Where the table of every instrument is kept for the tests that
+    /// check the shipped configuration files against it.
+    const TABLE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/instruments.tsv"
+    );
 
-    pub(crate) const DB_CLIENT_OPERATION_DURATION: Instrument = Instrument {
-        otel_name: "db.client.operation.duration",
-        prometheus_name: "db_client_operation_duration",
-        unit: MetricUnit::Seconds,
-        help: "Duration of database client operations (MongoDB commands).",
-        kind: Kind::Histogram,
-    };
-    pub(crate) const DB_CLIENT_CONNECTION_COUNT: Instrument = Instrument {
-        otel_name: "db.client.connection.count",
-        prometheus_name: "db_client_connection_count",
-        unit: MetricUnit::Count("{connection}"),
-        help: "Connections of the driver's pool, by state (idle or used).",
-        kind: Kind::UpDownCounter,
-    };
-    pub(crate) const DB_CLIENT_CONNECTION_MAX: Instrument = Instrument {
-        otel_name: "db.client.connection.max",
-        prometheus_name: "db_client_connection_max",
-        unit: MetricUnit::Count("{connection}"),
-        help: "Largest number of connections the pool allows.",
-        kind: Kind::UpDownCounter,
-    };
-    pub(crate) const DB_CLIENT_CONNECTION_PENDING_REQUESTS: Instrument = Instrument {
-        otel_name: "db.client.connection.pending_requests",
-        prometheus_name: "db_client_connection_pending_requests",
-        unit: MetricUnit::Count("{request}"),
-        help: "Requests waiting for a connection from the pool.",
-        kind: Kind::UpDownCounter,
-    };
-    pub(crate) const DB_CLIENT_CONNECTION_TIMEOUTS: Instrument = Instrument {
-        otel_name: "db.client.connection.timeouts",
-        prometheus_name: "db_client_connection_timeouts",
-        unit: MetricUnit::Count("{timeout}"),
-        help: "Connection checkouts that timed out.",
-        kind: Kind::Counter,
-    };
-    pub(crate) const DB_CLIENT_CONNECTION_CREATE_TIME: Instrument = Instrument {
-        otel_name: "db.client.connection.create_time",
-        prometheus_name: "db_client_connection_create_time",
-        unit: MetricUnit::Seconds,
-        help: "Time it took to create a new connection (handshake and authentication included).",
-        kind: Kind::Histogram,
-    };
-    pub(crate) const DB_CLIENT_CONNECTION_WAIT_TIME: Instrument = Instrument {
-        otel_name: "db.client.connection.wait_time",
-        prometheus_name: "db_client_connection_wait_time",
-        unit: MetricUnit::Seconds,
-        help: "Time it took to obtain a connection from the pool.",
-        kind: Kind::Histogram,
-    };
-    pub(crate) const DATABASE_UP: Instrument = Instrument {
-        otel_name: "serverwatch.database.up",
-        prometheus_name: "serverwatch_database_up",
-        unit: MetricUnit::Count("1"),
-        help: "1 when the last health probe (a ping) of the database succeeded, else 0.",
-        kind: Kind::Gauge,
-    };
-    pub(crate) const DATABASE_PING_DURATION: Instrument = Instrument {
-        otel_name: "serverwatch.database.ping.duration",
-        prometheus_name: "serverwatch_database_ping_duration",
-        unit: MetricUnit::Seconds,
-        help: "Duration of the last health probe (a ping) of the database.",
-        kind: Kind::Gauge,
-    };
+    fn definitions(source: &str) -> usize {
+        source
+            .lines()
+            .filter(|l| {
+                l.starts_with("pub(crate) const ") && l.ends_with(": Instrument = Instrument {")
+            })
+            .count()
+    }
+
+    /// `tests/fixtures/instruments.tsv` lists every instrument: OTel name,
+    /// OTel unit, kind, and the family name on `/metrics`. Rewrite it with
+    /// `SERVERWATCH_WRITE_TABLE=1 cargo test --all-features instrument_table`.
+    #[cfg(feature = "mongodb")]
+    #[test]
+    fn the_instrument_table_is_current() {
+        use crate::integrations::mongo::instruments as db;
+        assert_eq!(definitions(include_str!("instruments.rs")), ALL.len());
+        assert_eq!(
+            definitions(include_str!("integrations/mongo/instruments.rs")),
+            db::ALL.len()
+        );
+        let mut table = String::from("otel_name\totel_unit\tkind\tprometheus_family\n");
+        for i in ALL.iter().chain(db::ALL) {
+            table.push_str(&format!(
+                "{}\t{}\t{:?}\t{}\n",
+                i.otel_name,
+                i.unit.otel(),
+                i.kind,
+                i.prometheus_family()
+            ));
+        }
+        if std::env::var_os("SERVERWATCH_WRITE_TABLE").is_some() {
+            std::fs::write(TABLE, &table).unwrap();
+        }
+        let written = std::fs::read_to_string(TABLE).unwrap_or_default();
+        assert!(
+            written == table,
+            "{TABLE} is out of date: rerun with SERVERWATCH_WRITE_TABLE=1"
+        );
+    }
+
+    #[test]
+    fn prometheus_labels_are_the_otel_names_with_underscores() {
+        for a in [
+            HTTP_REQUEST_METHOD,
+            HTTP_ROUTE,
+            HTTP_RESPONSE_STATUS_CODE,
+            ERROR_TYPE,
+            OVERFLOW,
+            SERVICE_NAME,
+            SERVICE_VERSION,
+            SYSTEM_MEMORY_STATE,
+            SYSTEM_PAGING_STATE,
+        ] {
+            assert_eq!(a.prometheus, Some(a.otel.replace('.', "_")).as_deref());
+        }
+    }
 }

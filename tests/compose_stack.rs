@@ -481,25 +481,21 @@ fn the_collector_pipeline_takes_otlp_in_and_serves_prometheus_out() {
     );
 }
 
-/// One instrument of src/instruments.rs.
+/// One instrument serverwatch defines.
 #[derive(Debug)]
 struct Instrument {
     otel_name: String,
     otel_unit: String,
-    prometheus_name: String,
+    /// The family name on /metrics: the base name and its unit suffix.
+    prometheus_family: String,
     kind: String,
 }
 
 impl Instrument {
-    /// Its name on /metrics: the base name, the unit suffix the encoder
-    /// appends, `_total` for counters, `_info` for info metrics.
+    /// Its sample name on /metrics: `_total` for counters, `_info` for
+    /// info metrics.
     fn metrics_name(&self) -> String {
-        let mut name = self.prometheus_name.clone();
-        match self.otel_unit.as_str() {
-            "s" => name.push_str("_seconds"),
-            "By" => name.push_str("_bytes"),
-            _ => {}
-        }
+        let mut name = self.prometheus_family.clone();
         match self.kind.as_str() {
             "Counter" => name.push_str("_total"),
             "Info" => name.push_str("_info"),
@@ -509,45 +505,21 @@ impl Instrument {
     }
 }
 
-/// The instruments defined in src/instruments.rs, read from its source.
+/// Every instrument serverwatch defines, from the table that a unit test
+/// of the crate keeps equal to the definitions.
 fn instruments() -> Vec<Instrument> {
-    let source = std::fs::read_to_string(repo().join("src/instruments.rs")).unwrap();
-    let field = |block: &str, key: &str| -> String {
-        let start = block
-            .find(key)
-            .unwrap_or_else(|| panic!("no {key} in {block}"))
-            + key.len();
-        block[start..]
-            .split([',', '\n'])
-            .next()
-            .unwrap()
-            .trim()
-            .to_owned()
-    };
-    let unquote = |s: String| s.trim_matches('"').to_owned();
-    source
-        .split("Instrument = Instrument {")
+    let table = std::fs::read_to_string(repo().join("tests/fixtures/instruments.tsv")).unwrap();
+    table
+        .lines()
         .skip(1)
-        .map(|rest| {
-            let block = &rest[..rest.find("};").expect("the end of the definition")];
-            let unit = field(block, "unit:");
-            let otel_unit = match unit.as_str() {
-                "MetricUnit::Seconds" => "s".to_owned(),
-                "MetricUnit::Bytes" => "By".to_owned(),
-                other => other
-                    .strip_prefix("MetricUnit::Count(\"")
-                    .and_then(|u| u.strip_suffix("\")"))
-                    .unwrap_or_else(|| panic!("unknown unit {other}"))
-                    .to_owned(),
-            };
+        .map(|line| {
+            let f: Vec<&str> = line.split('\t').collect();
+            assert_eq!(f.len(), 4, "a malformed row: {line}");
             Instrument {
-                otel_name: unquote(field(block, "otel_name:")),
-                otel_unit,
-                prometheus_name: unquote(field(block, "prometheus_name:")),
-                kind: field(block, "kind:")
-                    .strip_prefix("Kind::")
-                    .unwrap()
-                    .to_owned(),
+                otel_name: f[0].to_owned(),
+                otel_unit: f[1].to_owned(),
+                kind: f[2].to_owned(),
+                prometheus_family: f[3].to_owned(),
             }
         })
         .collect()
@@ -569,11 +541,11 @@ fn otlp_to_prometheus(name: &str, unit: &str, kind: &str) -> String {
         "1" if matches!(kind, "Gauge" | "Info") => Some("ratio"),
         _ => None,
     };
-    if let Some(suffix) = suffix {
-        if !out.split('_').any(|token| token == suffix) {
-            out.push('_');
-            out.push_str(suffix);
-        }
+    if let Some(suffix) = suffix
+        && !out.split('_').any(|token| token == suffix)
+    {
+        out.push('_');
+        out.push_str(suffix);
     }
     if kind == "Counter" {
         out.push_str("_total");

@@ -1,0 +1,328 @@
+//! [`Builder`]: every setting is a method; [`Builder::build`] checks them all
+//! and starts the parts.
+
+use std::sync::Arc;
+
+use crate::ServerWatch;
+use crate::config::{Config, Env};
+use crate::error::BuildError;
+#[cfg(feature = "mongodb")]
+use crate::integrations::mongo::MongoSettings;
+use crate::integrations::system::SystemReader;
+use crate::state::State;
+use crate::state::requests::RequestStore;
+use crate::views::Views;
+#[cfg(feature = "otlp")]
+use crate::views::otlp::{OtlpExporter, OtlpProtocol, OtlpSettings};
+
+/// Configures a [`ServerWatch`]; [`Builder::build`] checks the settings.
+///
+/// ```
+/// let watch = serverwatch::ServerWatch::builder()
+///     .service_name("inventory")
+///     .service_version(env!("CARGO_PKG_VERSION"))
+///     .path_prefix("/ops")
+///     .bearer_token("change-me")
+///     .build()?;
+/// # Ok::<(), serverwatch::BuildError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    config: Config,
+    #[cfg(feature = "otlp")]
+    otlp: OtlpSettings,
+    #[cfg(feature = "mongodb")]
+    mongo: MongoSettings,
+}
+
+impl Builder {
+    /// The service's name, shown in `serverwatch_build_info` and sent as
+    /// the OTLP `service.name`. Defaults to `OTEL_SERVICE_NAME`, else
+    /// `service.name` in `OTEL_RESOURCE_ATTRIBUTES` (with OTLP on), else
+    /// `unknown_service`.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder().service_name("inventory");
+    /// ```
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.config.service_name = Some(name.into());
+        self
+    }
+
+    /// The service's version, shown in `serverwatch_build_info` and sent as
+    /// the OTLP `service.version`. Default `unknown`.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder().service_version(env!("CARGO_PKG_VERSION"));
+    /// ```
+    pub fn service_version(mut self, version: impl Into<String>) -> Self {
+        self.config.service_version = version.into();
+        self
+    }
+
+    /// The most label sets (method, route, status, error) recorded one by
+    /// one; further ones are added to the series labelled
+    /// `otel_metric_overflow="true"`. Default 2000, at most 100 000.
+    ///
+    /// ```
+    /// let err = serverwatch::ServerWatch::builder().max_series(0).build().unwrap_err();
+    /// assert_eq!(err.setting(), "max_series");
+    /// ```
+    pub fn max_series(mut self, max: usize) -> Self {
+        self.config.max_series = max;
+        self
+    }
+
+    /// How many recent errors `/health` lists. Default 10, at most 1000; 0
+    /// keeps none.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder().recent_errors(50);
+    /// ```
+    pub fn recent_errors(mut self, capacity: usize) -> Self {
+        self.config.recent_errors = capacity;
+        self
+    }
+
+    /// Protects the observability routes: a request without
+    /// `Authorization: Bearer <token>` (or the `serverwatch_token` cookie that
+    /// opening `…/dashboard?token=<token>` sets in a browser) gets 401.
+    ///
+    /// ```
+    /// let token = std::env::var("METRICS_TOKEN").unwrap_or_else(|_| "change-me".into());
+    /// let builder = serverwatch::ServerWatch::builder().bearer_token(token);
+    /// ```
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.config.bearer_token = Some(token.into());
+        self
+    }
+
+    /// Where [`ServerWatch::instrument`] mounts the observability routes,
+    /// such as `/ops` for `/ops/metrics`. Default: the root.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder().path_prefix("/ops");
+    /// ```
+    pub fn path_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config.path_prefix = prefix.into();
+        self
+    }
+
+    /// Pushes every metric over OTLP to this collector endpoint, overriding
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`. For HTTP a base URL gets `/v1/metrics`
+    /// appended. OTLP is on when an endpoint is set here or in the
+    /// environment, unless `OTEL_METRICS_EXPORTER` names another exporter.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder().otlp_endpoint("http://127.0.0.1:4318");
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.otlp.endpoint = Some(url.into());
+        self
+    }
+
+    /// The OTLP transport, overriding `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    /// Default: HTTP/protobuf.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder()
+    ///     .otlp_endpoint("http://127.0.0.1:4317")
+    ///     .otlp_protocol(serverwatch::OtlpProtocol::Grpc);
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_protocol(mut self, protocol: OtlpProtocol) -> Self {
+        self.otlp.protocol = Some(protocol);
+        self
+    }
+
+    /// Adds a header (or gRPC metadata) to every export, on top of
+    /// `OTEL_EXPORTER_OTLP_HEADERS`; a name given here wins.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder().otlp_header("api-key", "secret");
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.otlp.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// How long one export may take, overriding `OTEL_EXPORTER_OTLP_TIMEOUT`.
+    /// Default 10 s.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder().otlp_timeout(std::time::Duration::from_secs(2));
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.otlp.timeout = Some(timeout);
+        self
+    }
+
+    /// Time between exports, overriding `OTEL_METRIC_EXPORT_INTERVAL`.
+    /// Default 60 s.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder()
+    ///     .otlp_export_interval(std::time::Duration::from_secs(10));
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_export_interval(mut self, interval: std::time::Duration) -> Self {
+        self.otlp.interval = Some(interval);
+        self
+    }
+
+    /// Records the MongoDB driver's commands and connection pool: installs
+    /// serverwatch's command and connection-pool event handlers on `options`
+    /// (before the client is built from them) and remembers the credentials
+    /// in them, so that they are redacted from everything serverwatch shows.
+    /// The options must not have event handlers of their own.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use mongodb::{Client, options::ClientOptions};
+    ///
+    /// let mut options = ClientOptions::parse("mongodb://127.0.0.1:27017").await?;
+    /// let builder = serverwatch::ServerWatch::builder().instrument_mongodb(&mut options);
+    /// let client = Client::with_options(options)?;
+    /// let watch = builder.mongodb(client).build()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "mongodb")]
+    pub fn instrument_mongodb(mut self, options: &mut mongodb::options::ClientOptions) -> Self {
+        self.mongo.instrument(options);
+        self
+    }
+
+    /// Probes this client for `/health`: `ping` on `admin`, at most one per
+    /// [`mongodb_probe_interval`](Self::mongodb_probe_interval), each bounded by
+    /// [`mongodb_probe_timeout`](Self::mongodb_probe_timeout). A failed probe
+    /// makes the service unhealthy (503).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = mongodb::Client::with_uri_str("mongodb://127.0.0.1:27017").await?;
+    /// let watch = serverwatch::ServerWatch::builder().mongodb(client).build()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "mongodb")]
+    pub fn mongodb(mut self, client: mongodb::Client) -> Self {
+        self.mongo.client(client);
+        self
+    }
+
+    /// The longest a health probe may take. Default 1 s.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder()
+    ///     .mongodb_probe_timeout(std::time::Duration::from_millis(500));
+    /// ```
+    #[cfg(feature = "mongodb")]
+    pub fn mongodb_probe_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.mongo.timeout = timeout;
+        self
+    }
+
+    /// How long a probe's result is reused. Default 5 s.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder()
+    ///     .mongodb_probe_interval(std::time::Duration::from_secs(2));
+    /// ```
+    #[cfg(feature = "mongodb")]
+    pub fn mongodb_probe_interval(mut self, interval: std::time::Duration) -> Self {
+        self.mongo.interval = interval;
+        self
+    }
+
+    /// Checks the settings and builds the handle; starts the OTLP export (if
+    /// configured) and the dashboard's history sampler on threads of their
+    /// own.
+    ///
+    /// ```
+    /// let err = serverwatch::ServerWatch::builder().recent_errors(5000).build().unwrap_err();
+    /// assert_eq!(err.setting(), "recent_errors");
+    /// ```
+    pub fn build(self) -> Result<ServerWatch, BuildError> {
+        self.build_with_env(&|name| std::env::var(name).ok())
+    }
+
+    /// [`Builder::build`], reading the environment through `env`.
+    fn build_with_env(self, env: Env<'_>) -> Result<ServerWatch, BuildError> {
+        #[cfg(feature = "otlp")]
+        let otlp = self.otlp.resolve(env)?;
+        let name_from_env = || {
+            let name = env("OTEL_SERVICE_NAME").filter(|s| !s.trim().is_empty());
+            #[cfg(feature = "otlp")]
+            let name = name.or_else(|| otlp.as_ref()?.service_name().map(str::to_owned));
+            name
+        };
+        let config = self.config.check(name_from_env)?;
+        #[cfg(feature = "mongodb")]
+        let mongo = self.mongo.build()?;
+        let requests = Arc::new(RequestStore::new(config.max_series, config.recent_errors));
+        let state = Arc::new(State::new(
+            config.service,
+            requests,
+            SystemReader::new(),
+            #[cfg(feature = "mongodb")]
+            mongo,
+        ));
+        #[cfg(feature = "otlp")]
+        let otlp = otlp
+            .map(|config| OtlpExporter::start(Arc::clone(&state), config))
+            .transpose()
+            .map_err(|e| {
+                BuildError::new(
+                    "otlp_endpoint",
+                    format!("cannot start the export thread: {e}"),
+                )
+            })?;
+        Ok(ServerWatch::new(
+            Views::new(state, config.bearer_token),
+            config.path_prefix,
+            #[cfg(feature = "otlp")]
+            otlp,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_wrong_setting_is_named() {
+        let cases: [(Builder, &str); 6] = [
+            (ServerWatch::builder().service_name(" "), "service_name"),
+            (ServerWatch::builder().max_series(0), "max_series"),
+            (ServerWatch::builder().max_series(1_000_000), "max_series"),
+            (ServerWatch::builder().recent_errors(1001), "recent_errors"),
+            (ServerWatch::builder().bearer_token("a b"), "bearer_token"),
+            (
+                ServerWatch::builder().path_prefix("/ops/{x}"),
+                "path_prefix",
+            ),
+        ];
+        for (builder, setting) in cases {
+            let err = builder.build_with_env(&|_| None).unwrap_err();
+            assert_eq!(err.setting(), setting);
+            assert!(err.to_string().contains(setting), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_service_name_comes_from_the_environment_unless_set() {
+        let env = |name: &str| (name == "OTEL_SERVICE_NAME").then(|| "from-env".to_owned());
+        let watch = ServerWatch::builder().build_with_env(&env).unwrap();
+        assert_eq!(watch.service_name(), "from-env");
+        let watch = ServerWatch::builder()
+            .service_name("mine")
+            .build_with_env(&env)
+            .unwrap();
+        assert_eq!(watch.service_name(), "mine");
+        let watch = ServerWatch::builder().build_with_env(&|_| None).unwrap();
+        assert_eq!(watch.service_name(), "unknown_service");
+    }
+}

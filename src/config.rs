@@ -1,0 +1,117 @@
+//! The core settings, checked: what [`Builder`](crate::Builder) collects
+//! before the parts are built. The parts with settings of their own (OTLP,
+//! MongoDB) check theirs beside their code.
+
+use crate::error::BuildError;
+use crate::state::Service;
+
+/// Largest accepted `max_series`.
+const MAX_SERIES_LIMIT: usize = 100_000;
+/// Largest accepted `recent_errors`.
+const RECENT_ERRORS_LIMIT: usize = 1_000;
+
+/// How a setting's environment variable is read: `std::env::var` in
+/// `build()`, a table in the tests.
+pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The core settings, as given.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// `None`: the environment decides (`OTEL_SERVICE_NAME`, …).
+    pub(crate) service_name: Option<String>,
+    pub(crate) service_version: String,
+    pub(crate) max_series: usize,
+    pub(crate) recent_errors: usize,
+    pub(crate) bearer_token: Option<String>,
+    pub(crate) path_prefix: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            service_name: None,
+            service_version: "unknown".to_owned(),
+            max_series: 2_000,
+            recent_errors: 10,
+            bearer_token: None,
+            path_prefix: String::new(),
+        }
+    }
+}
+
+/// The core settings, checked.
+#[derive(Debug, Clone)]
+pub(crate) struct Checked {
+    pub(crate) service: Service,
+    pub(crate) max_series: usize,
+    pub(crate) recent_errors: usize,
+    pub(crate) bearer_token: Option<String>,
+    pub(crate) path_prefix: String,
+}
+
+impl Config {
+    /// Checks every setting; `name_from_env` gives the service name when
+    /// none was set.
+    pub(crate) fn check(
+        self,
+        name_from_env: impl FnOnce() -> Option<String>,
+    ) -> Result<Checked, BuildError> {
+        let name = self
+            .service_name
+            .or_else(name_from_env)
+            .unwrap_or_else(|| "unknown_service".to_owned());
+        if name.trim().is_empty() {
+            return Err(BuildError::new("service_name", "must not be empty"));
+        }
+        if !(1..=MAX_SERIES_LIMIT).contains(&self.max_series) {
+            return Err(BuildError::new(
+                "max_series",
+                format!(
+                    "must be between 1 and {MAX_SERIES_LIMIT}, got {}",
+                    self.max_series
+                ),
+            ));
+        }
+        if self.recent_errors > RECENT_ERRORS_LIMIT {
+            return Err(BuildError::new(
+                "recent_errors",
+                format!(
+                    "must be at most {RECENT_ERRORS_LIMIT}, got {}",
+                    self.recent_errors
+                ),
+            ));
+        }
+        if let Some(token) = &self.bearer_token
+            && (token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(BuildError::new(
+                "bearer_token",
+                "must be non-empty printable ASCII without spaces",
+            ));
+        }
+        let prefix = &self.path_prefix;
+        if !prefix.is_empty()
+            && (!prefix.starts_with('/')
+                || prefix.ends_with('/')
+                || prefix.contains(['{', '}', '*', '?', '#']))
+        {
+            return Err(BuildError::new(
+                "path_prefix",
+                format!(
+                    "must be empty or a path like \"/ops\" (leading '/', no trailing '/', \
+                     no wildcards), got {prefix:?}"
+                ),
+            ));
+        }
+        Ok(Checked {
+            service: Service {
+                name,
+                version: self.service_version,
+            },
+            max_series: self.max_series,
+            recent_errors: self.recent_errors,
+            bearer_token: self.bearer_token,
+            path_prefix: self.path_prefix,
+        })
+    }
+}

@@ -1,0 +1,120 @@
+//! MongoDB as a measured dependency: a bounded health probe on the client,
+//! and the driver's command and connection-pool events as metrics. All of
+//! it is here: the builder's part ([`MongoSettings`]), the instruments, the
+//! metric families and the `database` section of `/health`.
+
+mod events;
+mod families;
+pub(crate) mod instruments;
+mod probe;
+mod redact;
+mod settings;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::state::histogram::Totals;
+use crate::state::reading::{HealthSection, OVERFLOW_LABEL};
+use events::DriverMetrics;
+use probe::Probe;
+pub(crate) use settings::MongoSettings;
+
+/// What serverwatch watches of MongoDB.
+#[derive(Debug)]
+pub(crate) struct MongoWatch {
+    driver: Option<Arc<DriverMetrics>>,
+    probe: Option<Probe>,
+}
+
+/// The `database` section of `/health` when MongoDB is watched.
+#[derive(Debug, Serialize)]
+struct DatabaseReport {
+    /// `"healthy"`, `"error: …"`, or `"not probed"` (metrics without a client).
+    status: String,
+    /// Duration of the last ping, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ping_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operations: Option<Operations>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pools: Vec<PoolReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct Operations {
+    total: u64,
+    errors: u64,
+    /// Mean duration in seconds.
+    average_duration: f64,
+    /// Count per command name.
+    by_command: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct PoolReport {
+    name: String,
+    idle: i64,
+    used: i64,
+    pending: i64,
+    max: i64,
+    timeouts: u64,
+}
+
+impl MongoWatch {
+    /// Probes (or reuses a recent probe) and reads the driver's figures.
+    pub(crate) async fn health(&self) -> HealthSection {
+        let probe = match &self.probe {
+            Some(p) => Some(p.check().await),
+            None => None,
+        };
+        let operations = self.driver.as_ref().map(|d| {
+            let mut all = Totals::default();
+            let mut by_command = BTreeMap::new();
+            for (key, h) in d.operations() {
+                all.add(&h, key.as_ref().is_some_and(|k| k.error.is_some()));
+                let name = key.map_or_else(|| OVERFLOW_LABEL.to_owned(), |k| k.operation);
+                *by_command.entry(name).or_default() += h.count;
+            }
+            Operations {
+                total: all.requests(),
+                errors: all.errors,
+                average_duration: all.duration.mean(),
+                by_command,
+            }
+        });
+        let pools = self.driver.as_ref().map_or_else(Vec::new, |d| {
+            d.pools()
+                .into_iter()
+                .map(|p| PoolReport {
+                    name: p.name,
+                    idle: p.idle,
+                    used: p.used,
+                    pending: p.pending,
+                    max: p.max,
+                    timeouts: p.timeouts,
+                })
+                .collect()
+        });
+        let report = DatabaseReport {
+            status: probe
+                .as_ref()
+                .map_or_else(|| "not probed".to_owned(), |p| p.status.clone()),
+            ping_seconds: probe.as_ref().map(|p| p.latency.as_secs_f64()),
+            operations,
+            pools,
+        };
+        HealthSection {
+            healthy: probe.as_ref().is_none_or(|p| p.healthy),
+            body: serde_json::to_value(report).unwrap_or_default(),
+        }
+    }
+
+    /// Refreshes the probe if its result is stale, for `/metrics`.
+    pub(crate) async fn refresh(&self) {
+        if let Some(probe) = &self.probe {
+            probe.check().await;
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Request metrics: a tower layer that records every request once into the
+//! request store ([`crate::state::requests`]) that all views read.
+//!
+//! Per request the layer takes the method, the route template (never the
+//! raw path), the status, the body sizes and the duration: when the
+//! response is ready if its body is already in memory, else when the
+//! streamed body is done. A panicking handler is caught and answered with
+//! 500.
+
+mod body;
+mod layer;
+
+pub use layer::{
+    RequestBody, RequestMetricsLayer, RequestMetricsService, ResponseBody, ResponseFuture,
+};

@@ -1,0 +1,120 @@
+//! What is recorded and how it is read.
+//!
+//! The request store ([`requests`]) and the integrations
+//! ([`crate::integrations`]) each own their state and offer a narrow read
+//! API; [`State`] holds them together and gives the views one reading of
+//! everything ([`State::families`]) and the parts of `/health`.
+
+pub(crate) mod histogram;
+pub(crate) mod reading;
+pub(crate) mod requests;
+pub(crate) mod series;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::instruments as i;
+#[cfg(feature = "mongodb")]
+use crate::integrations::mongo::MongoWatch;
+use crate::integrations::system::{SystemReader, SystemSnapshot};
+use reading::{Family, HealthSection, Value};
+use requests::RequestStore;
+
+/// Who is watched: the service's name and version.
+#[derive(Debug, Clone)]
+pub(crate) struct Service {
+    pub(crate) name: String,
+    pub(crate) version: String,
+}
+
+/// Everything watched, for the views to read.
+#[derive(Debug)]
+pub(crate) struct State {
+    service: Service,
+    requests: Arc<RequestStore>,
+    system: SystemReader,
+    #[cfg(feature = "mongodb")]
+    mongo: Option<MongoWatch>,
+}
+
+impl State {
+    pub(crate) fn new(
+        service: Service,
+        requests: Arc<RequestStore>,
+        system: SystemReader,
+        #[cfg(feature = "mongodb")] mongo: Option<MongoWatch>,
+    ) -> Self {
+        Self {
+            service,
+            requests,
+            system,
+            #[cfg(feature = "mongodb")]
+            mongo,
+        }
+    }
+
+    #[cfg_attr(
+        not(any(feature = "dashboard", feature = "otlp", test)),
+        allow(dead_code, reason = "read by the dashboard and OTLP only")
+    )]
+    pub(crate) fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// The request store, for the layer that records into it and for the
+    /// views that read its summary.
+    pub(crate) fn requests(&self) -> Arc<RequestStore> {
+        Arc::clone(&self.requests)
+    }
+
+    /// Process and system figures, at most a second old.
+    pub(crate) fn system(&self) -> Arc<SystemSnapshot> {
+        self.system.snapshot()
+    }
+
+    /// One reading of every instrument, in a fixed order: what `/metrics`
+    /// and OTLP encode.
+    pub(crate) fn families(&self) -> Vec<Family> {
+        let mut families = self.requests.families();
+        families.extend(self.system.families());
+        #[cfg(feature = "mongodb")]
+        if let Some(mongo) = &self.mongo {
+            families.extend(mongo.families());
+        }
+        families.push(self.build_info());
+        families
+    }
+
+    /// The `database` section of `/health`; `None` when no database is
+    /// watched. Probes the database if its last probe is stale.
+    pub(crate) async fn database(&self) -> Option<HealthSection> {
+        #[cfg(feature = "mongodb")]
+        if let Some(mongo) = &self.mongo {
+            return Some(mongo.health().await);
+        }
+        None
+    }
+
+    /// Renews the probes whose results are stale (bounded by their timeout).
+    pub(crate) async fn refresh_probes(&self) {
+        #[cfg(feature = "mongodb")]
+        if let Some(mongo) = &self.mongo {
+            mongo.refresh().await;
+        }
+    }
+
+    fn build_info(&self) -> Family {
+        let text = |s: &str| Value::Str(Cow::Owned(s.to_owned()));
+        Family::new(&i::BUILD_INFO).number(
+            vec![
+                (
+                    &i::SERVERWATCH_VERSION,
+                    Value::Str(Cow::Borrowed(env!("CARGO_PKG_VERSION"))),
+                ),
+                (&i::SERVICE_NAME, text(&self.service.name)),
+                (&i::SERVICE_VERSION, text(&self.service.version)),
+            ],
+            1.0,
+        )
+    }
+}

@@ -1,0 +1,107 @@
+//! What a part gives the views when it is read: metric families (one
+//! reading per scrape or export, encoded by `/metrics` and OTLP alike, which
+//! is what makes them carry the same numbers) and sections of `/health`.
+
+use std::borrow::Cow;
+
+use crate::instruments::{self as i, Attribute, Instrument};
+use crate::state::histogram::HistogramSnapshot;
+
+/// An instrument with its points.
+#[derive(Debug)]
+pub(crate) struct Family {
+    pub(crate) instrument: &'static Instrument,
+    pub(crate) points: Vec<Point>,
+}
+
+/// An attribute set.
+pub(crate) type Attributes = Vec<(&'static Attribute, Value)>;
+
+/// One point: an attribute set and a value.
+#[derive(Debug)]
+pub(crate) struct Point {
+    pub(crate) attributes: Attributes,
+    pub(crate) value: PointValue,
+}
+
+/// An attribute value, typed as the semantic conventions type it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Str(Cow<'static, str>),
+    Int(i64),
+    Bool(bool),
+}
+
+impl Value {
+    /// The Prometheus label value.
+    pub(crate) fn to_label(&self) -> Cow<'static, str> {
+        match self {
+            Value::Str(s) => s.clone(),
+            Value::Int(n) => Cow::Owned(n.to_string()),
+            Value::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum PointValue {
+    Number(f64),
+    Histogram {
+        bounds: &'static [f64],
+        data: HistogramSnapshot,
+    },
+}
+
+impl Family {
+    pub(crate) fn new(instrument: &'static Instrument) -> Self {
+        Self {
+            instrument,
+            points: Vec::new(),
+        }
+    }
+
+    /// Adds a number point.
+    pub(crate) fn number(mut self, attributes: Attributes, value: f64) -> Self {
+        self.points.push(Point {
+            attributes,
+            value: PointValue::Number(value),
+        });
+        self
+    }
+
+    /// Adds a histogram point.
+    pub(crate) fn histogram(
+        mut self,
+        attributes: Attributes,
+        bounds: &'static [f64],
+        data: HistogramSnapshot,
+    ) -> Self {
+        self.points.push(Point {
+            attributes,
+            value: PointValue::Histogram { bounds, data },
+        });
+        self
+    }
+}
+
+/// The attributes of the series that absorbs the label sets past a
+/// cardinality cap (the attribute the OpenTelemetry SDK uses), with the
+/// error type it keeps.
+pub(crate) fn overflow_attributes(error_type: Option<Cow<'static, str>>) -> Attributes {
+    let mut attributes = vec![(&i::OVERFLOW, Value::Bool(true))];
+    if let Some(error) = error_type {
+        attributes.push((&i::ERROR_TYPE, Value::Str(error)));
+    }
+    attributes
+}
+
+/// The label value that stands for the label sets past a cardinality cap
+/// in the summaries of `/health` and the dashboard.
+pub(crate) const OVERFLOW_LABEL: &str = "other";
+
+/// A section of `/health`, and whether it counts as healthy.
+#[derive(Debug)]
+pub(crate) struct HealthSection {
+    pub(crate) healthy: bool,
+    pub(crate) body: serde_json::Value,
+}

@@ -1,0 +1,81 @@
+//! The request store as metric families: the three HTTP server histograms
+//! per label set, and the requests in flight per method.
+
+use std::borrow::Cow;
+
+use super::{RequestStore, SeriesLabels, SeriesSnapshot};
+use crate::instruments::{self as i, Instrument};
+use crate::state::histogram::HistogramSnapshot;
+use crate::state::reading::{Attributes, Family, Value, overflow_attributes};
+
+/// Selects one of the histograms of a series.
+type Pick = fn(&SeriesSnapshot) -> &HistogramSnapshot;
+
+impl RequestStore {
+    pub(crate) fn families(&self) -> Vec<Family> {
+        let series = self.snapshot();
+        let attributes: Vec<Attributes> = series.iter().map(|s| attributes(&s.labels)).collect();
+        let histograms: [(&'static Instrument, &'static [f64], Pick); 3] = [
+            (
+                &i::HTTP_SERVER_REQUEST_DURATION,
+                self.duration_bounds.exported,
+                |s| &s.duration,
+            ),
+            (
+                &i::HTTP_SERVER_REQUEST_BODY_SIZE,
+                self.size_bounds.exported,
+                |s| &s.request_size,
+            ),
+            (
+                &i::HTTP_SERVER_RESPONSE_BODY_SIZE,
+                self.size_bounds.exported,
+                |s| &s.response_size,
+            ),
+        ];
+        let mut families: Vec<Family> = histograms
+            .into_iter()
+            .map(|(instrument, bounds, pick)| {
+                series.iter().zip(&attributes).fold(
+                    Family::new(instrument),
+                    |family, (s, attributes)| {
+                        family.histogram(attributes.clone(), bounds, pick(s).clone())
+                    },
+                )
+            })
+            .collect();
+        let active = self.active().fold(
+            Family::new(&i::HTTP_SERVER_ACTIVE_REQUESTS),
+            |family, (method, n)| {
+                let method = Value::Str(Cow::Borrowed(method.as_str()));
+                family.number(vec![(&i::HTTP_REQUEST_METHOD, method)], n as f64)
+            },
+        );
+        families.push(active);
+        families
+    }
+}
+
+fn attributes(labels: &SeriesLabels) -> Attributes {
+    let key = match labels {
+        SeriesLabels::Series(key) => key,
+        SeriesLabels::Overflow(key) => return overflow_attributes(key.error_type()),
+    };
+    let mut attributes = vec![
+        (
+            &i::HTTP_REQUEST_METHOD,
+            Value::Str(Cow::Borrowed(key.method.as_str())),
+        ),
+        (
+            &i::HTTP_ROUTE,
+            Value::Str(Cow::Owned(key.route.to_string())),
+        ),
+        (
+            &i::HTTP_RESPONSE_STATUS_CODE,
+            Value::Int(i64::from(key.status)),
+        ),
+    ];
+    if let Some(error) = key.error_type() {
+        attributes.push((&i::ERROR_TYPE, Value::Str(error)));
+    }
+    attributes
+}

@@ -1,0 +1,183 @@
+//! A fixed-size history of the headline figures, sampled every few seconds,
+//! so that charts are already full when a page opens.
+//!
+//! The sampler is a plain thread that wakes every [`SAMPLE_INTERVAL`] and
+//! reads the request summary that `/health` shows; it ends by itself once
+//! the state it reads is gone.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::state::State;
+use crate::state::histogram::Totals;
+use crate::state::requests::RequestSummary;
+
+/// Time between two samples.
+pub(crate) const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+/// Samples kept: 15 minutes.
+pub(crate) const CAPACITY: usize = 180;
+
+/// One sample: what happened during the interval that ends at `time`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub(crate) struct Sample {
+    /// End of the interval, milliseconds since the Unix epoch.
+    pub(crate) time: u64,
+    /// Requests per second.
+    pub(crate) request_rate: f64,
+    /// Errors (5xx and panics) as a percentage of requests; 0 without requests.
+    pub(crate) error_rate: f64,
+    /// Duration percentiles of the interval's requests, in seconds.
+    pub(crate) p50: f64,
+    pub(crate) p95: f64,
+    pub(crate) p99: f64,
+    /// Process resident memory, in bytes.
+    pub(crate) rss_bytes: u64,
+    /// Requests per second by route template.
+    pub(crate) routes: BTreeMap<String, f64>,
+}
+
+/// The JSON document of the history endpoint.
+#[derive(Debug, Serialize)]
+pub(crate) struct HistoryDocument {
+    /// Seconds between samples.
+    pub(crate) interval_seconds: u64,
+    /// Oldest first.
+    pub(crate) samples: Vec<Sample>,
+}
+
+/// The ring buffer and the summary of the last sample, which the next one
+/// is the difference from.
+#[derive(Debug, Default)]
+pub(crate) struct History {
+    samples: Mutex<VecDeque<Sample>>,
+    previous: Mutex<Option<(SystemTime, RequestSummary)>>,
+}
+
+impl History {
+    /// Starts the sampler thread, reading `state`.
+    pub(crate) fn start(state: &Arc<State>) -> Arc<Self> {
+        let history = Arc::new(Self::default());
+        let weak: Weak<State> = Arc::downgrade(state);
+        let sampler = Arc::clone(&history);
+        let spawned = std::thread::Builder::new()
+            .name("serverwatch-history".into())
+            .spawn(move || {
+                while let Some(state) = weak.upgrade() {
+                    sampler.sample(&state, SystemTime::now());
+                    drop(state);
+                    std::thread::sleep(SAMPLE_INTERVAL);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "serverwatch: no history sampler, charts start empty");
+        }
+        history
+    }
+
+    /// Takes one sample at `now`; the first call only sets the baseline.
+    fn sample(&self, state: &State, now: SystemTime) {
+        let summary = state.requests().summary();
+        let mut previous = self.previous.lock();
+        if let Some((then, before)) = previous.as_ref() {
+            let seconds = now.duration_since(*then).unwrap_or_default().as_secs_f64();
+            if seconds > 0.0 {
+                let rss_bytes = state.system().process.resident_bytes;
+                let sample = difference(before, &summary, seconds, now, rss_bytes);
+                let mut samples = self.samples.lock();
+                if samples.len() == CAPACITY {
+                    samples.pop_front();
+                }
+                samples.push_back(sample);
+            }
+        }
+        *previous = Some((now, summary));
+    }
+
+    /// The samples, oldest first.
+    pub(crate) fn document(&self) -> HistoryDocument {
+        HistoryDocument {
+            interval_seconds: SAMPLE_INTERVAL.as_secs(),
+            samples: self.samples.lock().iter().cloned().collect(),
+        }
+    }
+}
+
+fn difference(
+    before: &RequestSummary,
+    now: &RequestSummary,
+    seconds: f64,
+    at: SystemTime,
+    rss_bytes: u64,
+) -> Sample {
+    let interval = now.all.duration.minus(&before.all.duration);
+    let errors = now.all.errors.saturating_sub(before.all.errors);
+    let bounds = now.duration_bounds;
+    let requests = |t: Option<&Totals>| t.map_or(0, Totals::requests);
+    Sample {
+        time: at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        request_rate: interval.count as f64 / seconds,
+        error_rate: crate::integrations::system::percent(errors, interval.count),
+        p50: interval.quantile(bounds, 0.50),
+        p95: interval.quantile(bounds, 0.95),
+        p99: interval.quantile(bounds, 0.99),
+        rss_bytes,
+        routes: now
+            .routes
+            .iter()
+            .map(|(route, totals)| {
+                let then = requests(before.routes.get(route));
+                let n = totals.requests().saturating_sub(then);
+                (route.clone(), n as f64 / seconds)
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::requests::tests::observation;
+
+    #[test]
+    fn samples_are_rates_of_the_interval_and_the_ring_is_bounded() {
+        let watch = crate::ServerWatch::builder().build().unwrap();
+        let state = watch.state();
+        let store = state.requests();
+        let history = History::default();
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        store.record(&observation("/a", 200, 1));
+        history.sample(state, t0);
+        assert!(
+            history.document().samples.is_empty(),
+            "the first call sets the baseline"
+        );
+
+        for _ in 0..8 {
+            store.record(&observation("/a", 200, 1));
+        }
+        store.record(&observation("/b", 500, 300));
+        store.record(&observation("/b", 500, 300));
+        history.sample(state, t0 + Duration::from_secs(5));
+        let doc = history.document();
+        let s = &doc.samples[0];
+        assert_eq!(s.request_rate, 2.0);
+        assert_eq!(s.error_rate, 20.0);
+        assert_eq!(s.routes["/a"], 1.6);
+        assert_eq!(s.routes["/b"], 0.4);
+        assert!(s.p50 <= 0.005 && s.p99 > 0.25, "{s:?}");
+        assert!(s.rss_bytes > 0);
+
+        for i in 2..(CAPACITY as u64 + 10) {
+            history.sample(state, t0 + Duration::from_secs(5 * i));
+        }
+        let doc = history.document();
+        assert_eq!(doc.samples.len(), CAPACITY);
+        assert_eq!(doc.samples.last().unwrap().request_rate, 0.0);
+    }
+}
