@@ -99,6 +99,15 @@ pub(crate) fn overflow_attributes(error_type: Option<Cow<'static, str>>) -> Attr
 /// in the summaries of `/health` and the dashboard.
 pub(crate) const OVERFLOW_LABEL: &str = "other";
 
+/// `part` as a percentage of `whole`, 0 when `whole` is 0.
+pub(crate) fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
 /// A section of `/health`, and whether it counts as healthy.
 #[derive(Debug)]
 pub(crate) struct HealthSection {

@@ -9,9 +9,10 @@ use std::time::SystemTime;
 use http::StatusCode;
 use serde::Serialize;
 
-use crate::integrations::system::{SystemSnapshot, percent};
+use crate::integrations::system::SystemSnapshot;
 use crate::state::State;
 use crate::state::histogram::HistogramSnapshot;
+use crate::state::reading::percent;
 use crate::state::requests::{RecentError, RequestSummary};
 
 /// The `database.status` value while no database is watched.

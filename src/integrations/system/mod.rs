@@ -13,6 +13,7 @@ mod families;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::state::reading::percent;
 use parking_lot::Mutex;
 use sysinfo::{MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
@@ -91,15 +92,6 @@ impl SystemSnapshot {
     /// Process RSS as a percentage of system memory.
     pub(crate) fn memory_percent(&self) -> f64 {
         percent(self.process.resident_bytes, self.memory.total)
-    }
-}
-
-/// `part` as a percentage of `whole`, 0 when `whole` is 0.
-pub(crate) fn percent(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 * 100.0 / whole as f64
     }
 }
 

@@ -122,7 +122,7 @@ fn difference(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
         request_rate: interval.count as f64 / seconds,
-        error_rate: crate::integrations::system::percent(errors, interval.count),
+        error_rate: crate::state::reading::percent(errors, interval.count),
         p50: interval.quantile(bounds, 0.50),
         p95: interval.quantile(bounds, 0.95),
         p99: interval.quantile(bounds, 0.99),
