@@ -798,7 +798,7 @@ async fn the_password_appears_nowhere() {
     // OTLP: both services' database metrics, after their failed probes.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let output = rotel.output();
+        let output = rotel.log();
         let exported = ["secrets-direct", "secrets-echo", "serverwatch.database.up"]
             .iter()
             .all(|s| output.contains(s));
@@ -809,7 +809,7 @@ async fn the_password_appears_nowhere() {
         assert!(
             Instant::now() < deadline,
             "no OTLP export with the database metrics of both services; rotel printed:\n{}",
-            rotel.output_tail(80)
+            rotel.log_tail(80)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

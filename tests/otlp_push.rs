@@ -538,7 +538,7 @@ async fn shutdown_sends_a_last_export(protocol: OtlpProtocol) {
         batches.len(),
         1,
         "exactly one export: the last one\n{}",
-        rotel.output_tail(40)
+        rotel.log_tail(40)
     );
 
     // A second call returns at once and sends nothing.

@@ -20,33 +20,26 @@
     reason = "each test file uses a different part of this module"
 )]
 
-use std::net::{SocketAddr, TcpStream as StdTcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[allow(
     clippy::duplicate_mod,
     reason = "each helper stands alone; a test binary may include several"
 )]
-#[path = "scratch.rs"]
-mod scratch;
+#[path = "launcher.rs"]
+mod launcher;
 
+use launcher::{Run, Server, ServerKind, require};
 use mongodb::bson::{Document, doc};
 use mongodb::options::ClientOptions;
-use scratch::{free_port, fresh_temp_dir};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
-
-/// How long nx-27017 may take to answer a ping after it was started.
-pub const READY_DEADLINE: Duration = Duration::from_secs(20);
-
-/// Pause between two polls.
-const POLL_EVERY: Duration = Duration::from_millis(50);
 
 /// The command that runs the server.
 const NX: &str = "nx-27017";
@@ -57,185 +50,70 @@ const INSTALL_HINT: &str = "run scripts/install-test-deps to install nx-27017, t
 // ---------------------------------------------------------------------------
 // nx-27017
 
-/// Fails the test, telling how to install it, unless `nx-27017 --help` runs.
-/// Checked once per test binary.
-pub fn require_nx() {
-    static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
-    let checked = CHECKED.get_or_init(|| match Command::new(NX).arg("--help").output() {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(format!(
-            "`{NX} --help` failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )),
-        Err(e) => Err(format!("cannot run `{NX}`: {e}")),
-    });
-    if let Err(e) = checked {
-        panic!("{e}\n{INSTALL_HINT}");
-    }
-}
-
 /// An nx-27017 server of the test's own, on 127.0.0.1, with an in-memory
-/// database. Its logs, PID file and output live in a temporary directory
-/// (kept, and its path printed, when the test fails).
+/// database (empty again after each restart).
+pub type Nx = Server<Nx27017>;
+
 #[derive(Debug)]
-pub struct Nx {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-    /// Starts so far; each has its own log, PID file and output file.
-    runs: u32,
+pub struct Nx27017;
+
+impl ServerKind for Nx27017 {
+    const NAME: &'static str = "nx-27017";
+    const INSTALL_HINT: &'static str = INSTALL_HINT;
+
+    fn command(&self, run: &Run<'_>) -> Command {
+        let mut command = Command::new(NX);
+        command
+            .args(["--db", "memory", "--host", "127.0.0.1", "-p"])
+            .arg(run.ports[0].to_string())
+            // The default log and PID files are shared by every nx-27017 of
+            // the machine, and a live PID in the PID file makes the next one
+            // refuse to start. It logs to stdout too.
+            .arg("--log-file")
+            .arg(run.dir.join("nx.log"))
+            .arg("--pid-file")
+            .arg(run.dir.join("nx.pid"));
+        command
+    }
+
+    /// Ready once a ping through the driver succeeds.
+    async fn ready(&self, run: &Run<'_>) -> Result<(), String> {
+        ping(&uri(loopback(run.ports[0])))
+            .await
+            .map_err(|e| format!("ping failed: {e}"))
+    }
 }
 
 impl Nx {
     /// Starts nx-27017 on a free port and waits until it answers a ping
-    /// through the driver. Tries another port if the one picked was taken in
-    /// the meantime.
+    /// through the driver.
     pub async fn start() -> Self {
-        require_nx();
-        let mut nx = Nx {
-            child: None,
-            port: 0,
-            dir: fresh_temp_dir("nx"),
-            runs: 0,
-        };
-        let mut failures = Vec::new();
-        for _attempt in 0..5 {
-            nx.port = free_port();
-            match nx.launch().await {
-                Ok(()) => return nx,
-                Err(e) => failures.push(e),
-            }
-        }
-        panic!(
-            "nx-27017 did not start (logs in {}):\n{}",
-            nx.dir.display(),
-            failures.join("\n---\n")
-        );
-    }
-
-    /// Kills the server (SIGKILL, by its PID: a crash, not a shutdown) and
-    /// waits for it to be gone. Its port is closed when this returns.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts the server again on the same port (with an empty database) and
-    /// waits until it answers a ping. Fails the test if the port stays taken
-    /// or the server does not come up within [`READY_DEADLINE`].
-    pub async fn restart(&mut self) {
-        self.stop();
-        let start = Instant::now();
-        loop {
-            match self.launch().await {
-                Ok(()) => return,
-                Err(e) if start.elapsed() > READY_DEADLINE => panic!(
-                    "nx-27017 did not start again on port {} within {READY_DEADLINE:?}:\n{e}",
-                    self.port
-                ),
-                // Most likely the port is still (or already) held by
-                // another socket: try again.
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+        require(NX, &["--help"], INSTALL_HINT);
+        let mut nx = Server::new(Nx27017);
+        nx.launch(1).await;
+        nx
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.ports()[0]
     }
 
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        loopback(self.port())
     }
 
     /// `mongodb://127.0.0.1:PORT/`
     pub fn uri(&self) -> String {
-        format!("mongodb://127.0.0.1:{}/", self.port)
+        uri(self.addr())
     }
+}
 
-    /// The log and output of the latest run, for failure messages.
-    pub fn log(&self) -> String {
-        let read = |name: String| std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
-        format!(
-            "{}{}",
-            read(format!("nx-{}.log", self.runs)),
-            read(format!("out-{}.txt", self.runs))
-        )
-    }
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
 
-    /// Spawns one run on `self.port` and waits until it is ready; on failure
-    /// it is killed and `Err` says why.
-    async fn launch(&mut self) -> Result<(), String> {
-        self.runs += 1;
-        let run = self.runs;
-        let file = |name: String| self.dir.join(name);
-        let out = std::fs::File::create(file(format!("out-{run}.txt"))).unwrap();
-        let child = Command::new(NX)
-            .args(["--db", "memory", "--host", "127.0.0.1", "-p"])
-            .arg(self.port.to_string())
-            .arg("--log-file")
-            .arg(file(format!("nx-{run}.log")))
-            // The default PID file is shared by every nx-27017 of the
-            // machine, and a live PID in it makes the next one refuse to
-            // start.
-            .arg("--pid-file")
-            .arg(file(format!("nx-{run}.pid")))
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run `{NX}`: {e}\n{INSTALL_HINT}"));
-        self.child = Some(child);
-        match self.wait_ready().await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.stop();
-                Err(e)
-            }
-        }
-    }
-
-    /// Ready: the process is alive, its own log says it listens on our
-    /// port (so that the server answering is this one, not another test's
-    /// that took the port), and a ping through the driver succeeds.
-    async fn wait_ready(&mut self) -> Result<(), String> {
-        let listening = format!("Listening on 127.0.0.1:{}", self.port);
-        let log_path = self.dir.join(format!("nx-{}.log", self.runs));
-        let start = Instant::now();
-        let mut last = String::from("not listening yet");
-        loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-                return Err(format!("nx-27017 exited ({status}):\n{}", self.log()));
-            }
-            let logged = std::fs::read_to_string(&log_path)
-                .unwrap_or_default()
-                .contains(&listening);
-            if logged && StdTcpStream::connect(self.addr()).is_ok() {
-                match ping(&self.uri()).await {
-                    Ok(()) => return Ok(()),
-                    Err(e) => last = format!("ping failed: {e}"),
-                }
-            }
-            if start.elapsed() > READY_DEADLINE {
-                return Err(format!(
-                    "nx-27017 on port {} not ready after {READY_DEADLINE:?} ({last}):\n{}",
-                    self.port,
-                    self.log()
-                ));
-            }
-            tokio::time::sleep(POLL_EVERY).await;
-        }
-    }
+fn uri(addr: SocketAddr) -> String {
+    format!("mongodb://{addr}/")
 }
 
 /// One `ping` on `admin` through a client of its own.
@@ -252,17 +130,6 @@ async fn ping(uri: &str) -> Result<(), mongodb::error::Error> {
         .map(drop);
     client.shutdown().immediate(true).await;
     result
-}
-
-impl Drop for Nx {
-    fn drop(&mut self) {
-        self.stop();
-        if std::thread::panicking() {
-            eprintln!("nx-27017 logs kept in {}", self.dir.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -307,7 +174,7 @@ impl BlackHole {
 
     /// `mongodb://127.0.0.1:PORT/`
     pub fn uri(&self) -> String {
-        format!("mongodb://{}/", self.addr)
+        uri(self.addr)
     }
 }
 
@@ -386,7 +253,7 @@ impl WireProxy {
 
     /// `mongodb://127.0.0.1:PORT/`
     pub fn uri(&self) -> String {
-        format!("mongodb://{}/", self.addr)
+        uri(self.addr)
     }
 
     /// Connections accepted so far.

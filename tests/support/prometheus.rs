@@ -1,8 +1,8 @@
 //! Helpers for the tests that check `/metrics` against the real Prometheus
 //! tools: a test app served in-process, a fixed request mix, a real
 //! Prometheus server (started on a free port with its own TSDB, killed on
-//! drop), `promtool check metrics`, Python's strict OpenMetrics parser, and a
-//! small exposition-format sample parser.
+//! drop) and its query API, `promtool check metrics`, Python's strict
+//! OpenMetrics parser, and a small exposition-format sample parser.
 //!
 //! Include it with `#[path = "support/prometheus.rs"] mod prometheus;`.
 //! Nothing here skips: a missing tool fails the test and says to run
@@ -17,26 +17,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 #[allow(
     clippy::duplicate_mod,
     reason = "each helper stands alone; a test binary may include several"
 )]
-#[path = "scratch.rs"]
-mod scratch;
+#[path = "launcher.rs"]
+mod launcher;
 
 use axum::Router;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
-use scratch::{free_port, fresh_temp_dir};
+use launcher::{Run, Server, ServerKind, poll, require};
 use serde_json::Value;
 
-/// How long anything may take to appear (Prometheus readiness, a scrape
-/// result, a recorded request).
+/// How long anything may take to appear (a scrape result, a recorded
+/// request).
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Pause between two polls.
@@ -51,17 +50,7 @@ const INSTALL_HINT: &str = "run scripts/install-test-deps to install Prometheus,
 /// Fails the test, telling how to install it, unless `program args` runs and
 /// exits with success.
 pub fn require_tool(program: &str, args: &[&str]) {
-    match Command::new(program).args(args).output() {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => panic!(
-            "`{program} {}` failed ({}): {}{}\n{INSTALL_HINT}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-        ),
-        Err(e) => panic!("cannot run `{program}`: {e}\n{INSTALL_HINT}"),
-    }
+    require(program, args, INSTALL_HINT);
 }
 
 fn run_with_stdin(program: &str, args: &[&str], stdin: &str) -> Output {
@@ -266,21 +255,16 @@ fn parse_sample_line(line: &str) -> Result<Sample, String> {
 
 /// Calls `check` until it returns `Ok`, at most until `deadline` has passed;
 /// then fails with `what` and the last `Err`.
-pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
-    let start = Instant::now();
-    loop {
-        match check().await {
-            Ok(value) => return value,
-            Err(last) if start.elapsed() >= deadline => {
-                panic!("timed out after {deadline:?} waiting for {what}; last: {last}")
-            }
-            Err(_) => tokio::time::sleep(POLL_EVERY).await,
-        }
-    }
+    poll(deadline, POLL_EVERY, check)
+        .await
+        .unwrap_or_else(|last| {
+            panic!("timed out after {deadline:?} waiting for {what}; last: {last}")
+        })
 }
 
 // ---------------------------------------------------------------------------
@@ -411,24 +395,51 @@ pub fn counts_by_series(samples: &[Sample]) -> BTreeMap<(String, String, String)
 // ---------------------------------------------------------------------------
 // Prometheus
 
-/// A Prometheus server of the test's own, on 127.0.0.1, scraping one target
-/// every second. Killed (by its PID) and its TSDB removed on drop.
+/// A Prometheus server of the test's own, on 127.0.0.1, with the
+/// configuration the test gave it and a TSDB of its own.
+pub type Prometheus = Server<PrometheusServer>;
+
+/// The `prometheus` binary, and the client its API is queried with.
 #[derive(Debug)]
-pub struct Prometheus {
-    child: Child,
-    dir: PathBuf,
-    /// `http://127.0.0.1:PORT`
-    pub url: String,
+pub struct PrometheusServer {
     client: reqwest::Client,
+}
+
+/// The configuration file, in the server's scratch directory.
+const CONFIG: &str = "prometheus.yml";
+
+impl ServerKind for PrometheusServer {
+    const NAME: &'static str = "prometheus";
+    const INSTALL_HINT: &'static str = INSTALL_HINT;
+
+    fn command(&self, run: &Run<'_>) -> Command {
+        let mut command = Command::new("prometheus");
+        command
+            .arg(format!("--config.file={}", run.home.join(CONFIG).display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                run.dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{}", run.ports[0]));
+        command
+    }
+
+    /// Ready once `/-/ready` answers 200.
+    async fn ready(&self, run: &Run<'_>) -> Result<(), String> {
+        let url = format!("http://127.0.0.1:{}/-/ready", run.ports[0]);
+        match self.client.get(url).send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("/-/ready answered {}", r.status())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
 }
 
 impl Prometheus {
     /// Starts Prometheus scraping `target` under job `job` every second and
-    /// waits until it is ready. Retries on another port if the one picked was
-    /// taken in the meantime.
+    /// waits until it is ready.
     pub async fn start(job: &str, target: SocketAddr) -> Self {
-        let job = job.to_owned();
-        Self::start_with_config(move |_dir| {
+        Self::start_with_config(|_dir| {
             format!(
                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
                  scrape_configs:\n  - job_name: {job}\n    static_configs:\n      \
@@ -438,91 +449,62 @@ impl Prometheus {
         .await
     }
 
-    /// Polls `/-/ready` until it answers 200, then checks that the server
-    /// answering is this one (another test's Prometheus could have taken the
-    /// port first). `Err` when the process exited or the port was not ours.
-    async fn wait_ready(&mut self, tsdb: &std::path::Path) -> Result<(), String> {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Err(format!("prometheus exited ({status}):\n{}", self.log()));
-            }
-            let ready = self
-                .client
-                .get(format!("{}/-/ready", self.url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ready {
-                break;
-            }
-            if start.elapsed() > DEADLINE {
-                panic!(
-                    "Prometheus at {} not ready after {DEADLINE:?}:\n{}",
-                    self.url,
-                    self.log()
-                );
-            }
-            tokio::time::sleep(POLL_EVERY).await;
-        }
-        let flags: Value = self
-            .client
-            .get(format!("{}/api/v1/status/flags", self.url))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
-        let path = flags["data"]["storage.tsdb.path"].as_str().unwrap_or("");
-        if path != tsdb.to_str().unwrap() {
-            return Err(format!(
-                "{} is another Prometheus (TSDB {path:?}), the port was taken",
-                self.url
-            ));
-        }
-        Ok(())
+    /// Starts Prometheus with the configuration `config` returns (given the
+    /// directory the server gets, for any file it wants there) and waits
+    /// until it is ready.
+    pub async fn start_with_config(config: impl FnOnce(&std::path::Path) -> String) -> Self {
+        require_tool("prometheus", &["--version"]);
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let mut prometheus = Server::new(PrometheusServer { client });
+        let home = prometheus.home();
+        std::fs::write(home.join(CONFIG), config(home)).unwrap();
+        prometheus.launch(1).await;
+        prometheus
     }
 
-    /// Prometheus's own log so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports()[0])
     }
 
     /// Runs an instant PromQL query and returns `data.result` (for a vector,
     /// an array of `{"metric": {...}, "value": [ts, "v"]}`).
     pub async fn query(&self, promql: &str) -> Value {
-        let body = self
-            .api("/api/v1/query", &[("query", promql)])
+        self.try_query(promql)
             .await
-            .unwrap_or_else(|e| panic!("query {promql:?}: {e}"));
-        body["data"]["result"].clone()
+            .unwrap_or_else(|e| panic!("query {promql:?}: {e}"))
+    }
+
+    /// Runs an instant PromQL query; `Err` carries Prometheus's answer (a
+    /// parse error, say) instead of failing the test.
+    pub async fn try_query(&self, promql: &str) -> Result<Value, String> {
+        self.api_data("/api/v1/query", &[("query", promql)])
+            .await
+            .map(|data| data["result"].clone())
     }
 
     /// The label sets of the series matching `matcher` (`/api/v1/series`).
     pub async fn series(&self, matcher: &str) -> Vec<BTreeMap<String, String>> {
-        let body = self
-            .api("/api/v1/series", &[("match[]", matcher)])
+        let data = self
+            .api_data("/api/v1/series", &[("match[]", matcher)])
             .await
             .unwrap_or_else(|e| panic!("series {matcher:?}: {e}"));
-        body["data"]
-            .as_array()
+        data.as_array()
             .expect("series data is an array")
             .iter()
-            .map(|s| {
-                s.as_object()
-                    .expect("a series is an object")
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                    .collect()
-            })
+            .map(|s| labels(s).expect("a series is an object"))
             .collect()
     }
 
-    async fn api(&self, path: &str, params: &[(&str, &str)]) -> Result<Value, String> {
+    /// `GET` an API path (`/api/v1/rules`, ...) and return its `data`.
+    pub async fn api_data(&self, path: &str, params: &[(&str, &str)]) -> Result<Value, String> {
         let response = self
+            .kind
             .client
-            .get(format!("{}{path}", self.url))
+            .get(format!("{}{path}", self.url()))
             .query(params)
             .send()
             .await
@@ -532,32 +514,35 @@ impl Prometheus {
         if !status.is_success() || body["status"] != "success" {
             return Err(format!("{status}: {body}"));
         }
-        Ok(body)
+        Ok(body["data"].clone())
     }
 
     /// The active scrape targets as `/api/v1/targets` reports them.
     pub async fn targets_json(&self) -> Value {
-        self.api("/api/v1/targets", &[])
+        self.api_data("/api/v1/targets", &[])
             .await
-            .unwrap_or_else(|e| panic!("targets: {e}"))["data"]["activeTargets"]
+            .unwrap_or_else(|e| panic!("targets: {e}"))["activeTargets"]
             .clone()
     }
 
     /// The active scrape targets, for messages.
     pub async fn targets(&self) -> String {
-        match self.api("/api/v1/targets", &[]).await {
-            Ok(body) => body["data"]["activeTargets"].to_string(),
+        match self.api_data("/api/v1/targets", &[]).await {
+            Ok(data) => data["activeTargets"].to_string(),
             Err(e) => e,
         }
     }
 }
 
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// A JSON object of label values as a map (`None` when it is not an object).
+fn labels(object: &Value) -> Option<BTreeMap<String, String>> {
+    Some(
+        object
+            .as_object()?
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect(),
+    )
 }
 
 /// The `(value, labels)` of an instant-vector result, one per series.
@@ -567,12 +552,7 @@ pub fn vector(result: &Value) -> Vec<(BTreeMap<String, String>, f64)> {
         .expect("an instant vector")
         .iter()
         .map(|r| {
-            let labels = r["metric"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                .collect();
+            let labels = labels(&r["metric"]).expect("a metric is an object");
             let value = parse_value(r["value"][1].as_str().unwrap()).unwrap();
             (labels, value)
         })
@@ -600,65 +580,4 @@ pub fn raw_path_labels(series: &[BTreeMap<String, String>], sent: &[String]) -> 
         }
     }
     found.into_iter().collect()
-}
-
-// ---------------------------------------------------------------------------
-// Prometheus with a configuration of the caller's (added for
-// tests/shipped_queries.rs; `start` above is unchanged)
-
-impl Prometheus {
-    /// Starts Prometheus with the configuration `config` returns (given the
-    /// directory the server gets, for any file it wants there) and waits
-    /// until it is ready. Retries on another port like [`Prometheus::start`].
-    pub async fn start_with_config(config: impl Fn(&std::path::Path) -> String) -> Self {
-        require_tool("prometheus", &["--version"]);
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap();
-        let mut failures = Vec::new();
-        for _attempt in 0..5 {
-            let dir = fresh_temp_dir("prometheus");
-            let config_file = dir.join("prometheus.yml");
-            std::fs::write(&config_file, config(&dir)).unwrap();
-            let tsdb = dir.join("tsdb");
-            let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-            let port = free_port();
-            let child = Command::new("prometheus")
-                .arg(format!("--config.file={}", config_file.display()))
-                .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run `prometheus`: {e}\n{INSTALL_HINT}"));
-            let mut prometheus = Prometheus {
-                child,
-                dir,
-                url: format!("http://127.0.0.1:{port}"),
-                client: client.clone(),
-            };
-            match prometheus.wait_ready(&tsdb).await {
-                Ok(()) => return prometheus,
-                Err(e) => failures.push(e),
-            }
-        }
-        panic!("Prometheus did not start:\n{}", failures.join("\n---\n"));
-    }
-
-    /// Runs an instant PromQL query; `Err` carries Prometheus's answer (a
-    /// parse error, say) instead of failing the test.
-    pub async fn try_query(&self, promql: &str) -> Result<Value, String> {
-        self.api("/api/v1/query", &[("query", promql)])
-            .await
-            .map(|body| body["data"]["result"].clone())
-    }
-
-    /// `GET` an API path (`/api/v1/rules`, ...) and return its `data`.
-    pub async fn api_data(&self, path: &str, params: &[(&str, &str)]) -> Result<Value, String> {
-        self.api(path, params)
-            .await
-            .map(|body| body["data"].clone())
-    }
 }

@@ -1,8 +1,8 @@
 //! A real OTLP receiver for the tests: rotel, the collector whose PyPI wheel
 //! `scripts/install-test-deps` installs. It listens for OTLP over gRPC and
 //! HTTP on two free loopback ports, drops the data (`--exporter blackhole`)
-//! and prints every metric it receives, in detail, to a file of the test's
-//! own; [`parse`] reads that print-out back into [`Batch`]es.
+//! and prints every metric it receives, in detail, to its log;
+//! [`parse`] reads that print-out back into [`Batch`]es.
 //!
 //! Include it with `#[path = "support/rotel.rs"] mod rotel;`. Nothing here
 //! skips: a missing rotel fails the test and says to run
@@ -22,144 +22,74 @@
     clippy::duplicate_mod,
     reason = "each helper stands alone; a test binary may include several"
 )]
-#[path = "scratch.rs"]
-mod scratch;
+#[path = "launcher.rs"]
+mod launcher;
 
-use scratch::fresh_temp_dir;
+use launcher::{Run, Server, ServerKind, free_ports, poll, require};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-
-use std::sync::{Mutex, OnceLock};
+use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// How long rotel may take to listen on both ports.
-pub const READY_DEADLINE: Duration = Duration::from_secs(20);
 
 /// How long the output must stay the same before its last batch counts as
 /// complete.
 pub const SETTLE: Duration = Duration::from_millis(150);
 
-/// Pause between two polls.
+/// Pause between two polls of the output.
 const POLL_EVERY: Duration = Duration::from_millis(25);
 
 const INSTALL_HINT: &str = "run scripts/install-test-deps to install rotel, the OTLP receiver \
                             the tests start (the `rotel` package from PyPI carries the \
                             rotel-agent binary)";
 
-// ---------------------------------------------------------------------------
-// The binary
+/// A rotel of the test's own on 127.0.0.1 (ports: gRPC, then HTTP), printing
+/// what it receives to its log.
+pub type Rotel = Server<Agent>;
 
-/// The `rotel-agent` binary shipped in the `rotel` Python package. Fails the
-/// test, telling how to install it, when it is not there.
-pub fn agent_path() -> PathBuf {
-    static PATH: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let found = PATH.get_or_init(|| {
+/// The `rotel-agent` binary, and how long its output has been quiet.
+#[derive(Debug)]
+pub struct Agent {
+    path: PathBuf,
+    /// The log read last, its length when it last changed, and when.
+    seen: Mutex<(PathBuf, u64, Instant)>,
+}
+
+impl Agent {
+    /// Finds the `rotel-agent` binary shipped in the `rotel` Python package;
+    /// fails the test, telling how to install it, when it is not there.
+    fn find() -> Self {
         const SCRIPT: &str = "import os, rotel; \
                               print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))";
-        let out = Command::new("python3")
-            .args(["-c", SCRIPT])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run python3 to find rotel: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "the rotel Python package is missing ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+        let path = PathBuf::from(require("python3", &["-c", SCRIPT], INSTALL_HINT).trim());
+        assert!(
+            path.is_file(),
+            "{} does not exist\n{INSTALL_HINT}",
+            path.display()
+        );
+        Self {
+            path,
+            seen: Mutex::new((PathBuf::new(), 0, Instant::now())),
         }
-        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if !path.is_file() {
-            return Err(format!("{} does not exist", path.display()));
-        }
-        Ok(path)
-    });
-    match found {
-        Ok(path) => path.clone(),
-        Err(e) => panic!("{e}\n{INSTALL_HINT}"),
     }
 }
 
-// ---------------------------------------------------------------------------
-// The process
+impl ServerKind for Agent {
+    const NAME: &'static str = "rotel";
+    const INSTALL_HINT: &'static str = INSTALL_HINT;
 
-/// A rotel of the test's own on 127.0.0.1, printing what it receives to a
-/// file in a fresh temporary directory. Killed (by its PID) on drop; its
-/// directory is removed then, unless the test is failing (its path is printed
-/// so the print-outs can be read).
-#[derive(Debug)]
-pub struct Rotel {
-    agent: PathBuf,
-    dir: PathBuf,
-    grpc_port: u16,
-    http_port: u16,
-    child: Option<Child>,
-    /// Runs on these ports so far; run `n` prints to `rotel-{n}.out`.
-    runs: u32,
-    /// Length of the current output when it last changed, and when.
-    seen: Mutex<(u64, Instant)>,
-}
-
-impl Rotel {
-    /// Starts rotel on two free ports and waits until it listens on both.
-    /// Picks other ports when the ones picked were taken in the meantime.
-    pub async fn start() -> Self {
-        let mut failures = Vec::new();
-        for _attempt in 0..5 {
-            let (grpc_port, http_port) = free_port_pair();
-            let mut rotel = Self::spawn(grpc_port, http_port);
-            match rotel.wait_ready().await {
-                Ok(()) => return rotel,
-                Err(e) => failures.push(e),
-            }
-            // Dropping `rotel` kills it and removes its directory.
-        }
-        panic!("rotel did not start:\n{}", failures.join("\n---\n"));
-    }
-
-    /// Starts rotel on these ports (which the caller chose, for instance to
-    /// configure an exporter before the receiver exists) and waits until it
-    /// listens on both. Fails the test if it cannot.
-    pub async fn start_on(grpc_port: u16, http_port: u16) -> Self {
-        let mut rotel = Self::spawn(grpc_port, http_port);
-        rotel.start_again().await;
-        rotel
-    }
-
-    fn spawn(grpc_port: u16, http_port: u16) -> Self {
-        let mut rotel = Rotel {
-            agent: agent_path(),
-            dir: fresh_temp_dir("rotel"),
-            grpc_port,
-            http_port,
-            child: None,
-            runs: 0,
-            seen: Mutex::new((0, Instant::now())),
-        };
-        rotel.launch();
-        rotel
-    }
-
-    /// Runs the agent once more on the same ports, printing to a new file.
-    fn launch(&mut self) {
-        assert!(self.child.is_none(), "rotel is already running");
-        self.runs += 1;
-        *self.seen.lock().unwrap() = (0, Instant::now());
-        let out = std::fs::File::create(self.output_path())
-            .unwrap_or_else(|e| panic!("creating {}: {e}", self.output_path().display()));
-        let mut command = Command::new(&self.agent);
+    fn command(&self, run: &Run<'_>) -> Command {
+        let mut command = Command::new(&self.path);
         command
             .arg("start")
             .args([
                 "--otlp-grpc-endpoint",
-                &format!("127.0.0.1:{}", self.grpc_port),
+                &format!("127.0.0.1:{}", run.ports[0]),
             ])
             .args([
                 "--otlp-http-endpoint",
-                &format!("127.0.0.1:{}", self.http_port),
+                &format!("127.0.0.1:{}", run.ports[1]),
             ])
             .args(["--exporter", "blackhole"])
             .args(["--debug-log", "metrics"])
@@ -167,155 +97,53 @@ impl Rotel {
             // One print-out per request received, as soon as it is received.
             .arg("--disable-batching")
             .arg("--pid-file")
-            .arg(self.dir.join("rotel.pid"))
+            .arg(run.dir.join("rotel.pid"))
             .arg("--log-file")
-            .arg(self.dir.join("rotel.log"))
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out);
+            .arg(run.dir.join("rotel.log"))
+            .env("NO_COLOR", "1");
         // The developer's ROTEL_* settings must not change what is printed.
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("ROTEL_") {
                 command.env_remove(name);
             }
         }
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}\n{INSTALL_HINT}", self.agent.display()));
-        self.child = Some(child);
+        command
+    }
+}
+
+impl Rotel {
+    /// Starts rotel on two free ports and waits until it listens on both.
+    pub async fn start() -> Self {
+        let mut rotel = Server::new(Agent::find());
+        rotel.launch(2).await;
+        rotel
     }
 
-    /// Polls until rotel accepts TCP connections on both ports and (on
-    /// Linux) the listening sockets are its own. `Err` when it exited (a
-    /// port was taken, say) or another process answers on a port.
-    async fn wait_ready(&mut self) -> Result<(), String> {
-        let start = Instant::now();
-        loop {
-            let child = self.child.as_mut().expect("rotel was launched");
-            if let Some(status) = child.try_wait().unwrap() {
-                self.child = None;
-                return Err(format!(
-                    "rotel exited ({status}) on ports {}/{}:\n{}",
-                    self.grpc_port,
-                    self.http_port,
-                    self.output()
-                ));
-            }
-            let pid = child.id();
-            let mut accepting = true;
-            for port in [self.grpc_port, self.http_port] {
-                let addr = SocketAddr::from(([127, 0, 0, 1], port));
-                let connect = tokio::net::TcpStream::connect(addr);
-                accepting &= matches!(
-                    tokio::time::timeout(Duration::from_secs(1), connect).await,
-                    Ok(Ok(_))
-                );
-            }
-            if accepting {
-                return match listening_ports(pid) {
-                    Some(ports)
-                        if !(ports.contains(&self.grpc_port)
-                            && ports.contains(&self.http_port)) =>
-                    {
-                        // Connections were accepted, by someone else.
-                        Err(format!(
-                            "another process listens on port {} or {} (rotel listens on {ports:?})",
-                            self.grpc_port, self.http_port
-                        ))
-                    }
-                    _ => Ok(()),
-                };
-            }
-            if start.elapsed() > READY_DEADLINE {
-                return Err(format!(
-                    "rotel not listening on 127.0.0.1:{} (gRPC) and 127.0.0.1:{} (HTTP) \
-                     after {READY_DEADLINE:?}:\n{}",
-                    self.grpc_port,
-                    self.http_port,
-                    self.output()
-                ));
-            }
-            tokio::time::sleep(POLL_EVERY).await;
-        }
-    }
-
-    /// Waits until the launched agent is ready; relaunches it while it exits
-    /// early (its ports can stay busy for a moment after a stop), until
-    /// [`READY_DEADLINE`].
-    async fn start_again(&mut self) {
-        let start = Instant::now();
-        loop {
-            match self.wait_ready().await {
-                Ok(()) => return,
-                Err(e) if start.elapsed() > READY_DEADLINE || self.child.is_some() => {
-                    panic!(
-                        "rotel did not start on ports {}/{}: {e}",
-                        self.grpc_port, self.http_port
-                    )
-                }
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    self.launch();
-                }
-            }
-        }
+    /// Starts rotel on these ports (which the caller chose, for instance to
+    /// configure an exporter before the receiver exists) and waits until it
+    /// listens on both.
+    pub async fn start_on(grpc_port: u16, http_port: u16) -> Self {
+        let mut rotel = Server::new(Agent::find());
+        rotel.launch_on(&[grpc_port, http_port]).await;
+        rotel
     }
 
     /// `http://127.0.0.1:PORT`, the base URL of the OTLP/HTTP receiver.
     pub fn http_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port)
+        format!("http://127.0.0.1:{}", self.http_port())
     }
 
     /// `http://127.0.0.1:PORT`, the OTLP/gRPC receiver.
     pub fn grpc_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.grpc_port)
+        format!("http://127.0.0.1:{}", self.grpc_port())
     }
 
     pub fn grpc_port(&self) -> u16 {
-        self.grpc_port
+        self.ports()[0]
     }
 
     pub fn http_port(&self) -> u16 {
-        self.http_port
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
-
-    /// Kills rotel (by its PID) and waits for it to exit. Its output stays
-    /// readable until the next [`Rotel::restart`].
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Stops rotel if it runs, then starts it again on the same ports, with
-    /// a new, empty output, and waits until it listens.
-    pub async fn restart(&mut self) {
-        self.stop();
-        self.launch();
-        self.start_again().await;
-    }
-
-    fn output_path(&self) -> PathBuf {
-        self.dir.join(format!("rotel-{}.out", self.runs))
-    }
-
-    /// Everything the current run printed so far (read lossily: the
-    /// print-out can hold bytes that are not UTF-8).
-    pub fn output(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(self.output_path()).unwrap_or_default()).into_owned()
-    }
-
-    /// The last `lines` lines of [`Rotel::output`], for failure messages.
-    pub fn output_tail(&self, lines: usize) -> String {
-        let output = self.output();
-        let all: Vec<&str> = output.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        self.ports()[1]
     }
 
     /// The complete batches the current run received, oldest first.
@@ -330,15 +158,16 @@ impl Rotel {
     /// Every batch received so far and how long the output has not changed
     /// (zero when it does not end with a full line).
     fn read(&self) -> (Vec<Batch>, Duration) {
-        let bytes = std::fs::read(self.output_path()).unwrap_or_default();
+        let path = self.log_path();
+        let bytes = std::fs::read(&path).unwrap_or_default();
         let quiet_for = {
-            let mut seen = self.seen.lock().unwrap();
+            let mut seen = self.kind.seen.lock().unwrap();
             let len = bytes.len() as u64;
-            if seen.0 != len {
-                *seen = (len, Instant::now());
+            if seen.0 != path || seen.1 != len {
+                *seen = (path, len, Instant::now());
             }
             if bytes.is_empty() || bytes.ends_with(b"\n") {
-                seen.1.elapsed()
+                seen.2.elapsed()
             } else {
                 Duration::ZERO
             }
@@ -350,19 +179,22 @@ impl Rotel {
     /// [`SETTLE`]), then returns every batch received, all complete. For
     /// counting exports once no more are expected.
     pub async fn wait_quiet(&self, quiet: Duration, deadline: Duration) -> Vec<Batch> {
-        let start = Instant::now();
-        loop {
+        let quiet = quiet.max(SETTLE);
+        poll(deadline, POLL_EVERY, || {
             let (batches, quiet_for) = self.read();
-            if quiet_for >= quiet.max(SETTLE) {
-                return batches;
-            }
-            assert!(
-                start.elapsed() < deadline,
+            std::future::ready(if quiet_for >= quiet {
+                Ok(batches)
+            } else {
+                Err(format!("quiet for {quiet_for:?} only"))
+            })
+        })
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
                 "rotel's output still changing after {deadline:?}:\n{}",
-                self.output_tail(60)
-            );
-            tokio::time::sleep(POLL_EVERY).await;
-        }
+                self.log_tail(60)
+            )
+        })
     }
 
     /// Polls until the latest complete batch passes `check`, and returns
@@ -372,82 +204,29 @@ impl Rotel {
     where
         F: FnMut(&Batch) -> Result<(), String>,
     {
-        let start = Instant::now();
-        let mut last = String::from("no complete batch received");
-        loop {
-            if let Some(batch) = self.batches().pop() {
-                match check(&batch) {
-                    Ok(()) => return batch,
-                    Err(e) => last = e,
-                }
-            }
-            if start.elapsed() > deadline {
-                panic!(
-                    "timed out after {deadline:?} waiting for {what}; last: {last}\n\
-                     rotel output ({}), last lines:\n{}",
-                    self.output_path().display(),
-                    self.output_tail(60)
-                );
-            }
-            tokio::time::sleep(POLL_EVERY).await;
-        }
-    }
-}
-
-impl Drop for Rotel {
-    fn drop(&mut self) {
-        self.stop();
-        if std::thread::panicking() {
-            eprintln!("rotel output kept in {}", self.dir.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-/// Two distinct ports that were free a moment ago (bound on :0 together,
-/// then released).
-pub fn free_port_pair() -> (u16, u16) {
-    let bind = || StdTcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
-    let (a, b) = (bind(), bind());
-    (
-        a.local_addr().unwrap().port(),
-        b.local_addr().unwrap().port(),
-    )
-}
-
-/// The TCP ports process `pid` listens on, from `/proc`; `None` where that
-/// cannot be read (not Linux).
-fn listening_ports(pid: u32) -> Option<Vec<u16>> {
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-    let inodes: Vec<String> = fds
-        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .filter_map(|target| {
-            let target = target.to_string_lossy().into_owned();
-            Some(
-                target
-                    .strip_prefix("socket:[")?
-                    .strip_suffix(']')?
-                    .to_owned(),
+        poll(deadline, POLL_EVERY, || {
+            let latest = match self.batches().pop() {
+                Some(batch) => check(&batch).map(|()| batch),
+                None => Err("no complete batch received".to_owned()),
+            };
+            std::future::ready(latest)
+        })
+        .await
+        .unwrap_or_else(|last| {
+            panic!(
+                "timed out after {deadline:?} waiting for {what}; last: {last}\n\
+                 rotel output ({}), last lines:\n{}",
+                self.log_path().display(),
+                self.log_tail(60)
             )
         })
-        .collect();
-    let mut ports = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-            if fields.len() < 10 || fields[3] != "0A" || !inodes.iter().any(|i| i == fields[9]) {
-                continue;
-            }
-            let port = fields[1].rsplit(':').next()?;
-            ports.push(u16::from_str_radix(port, 16).ok()?);
-        }
     }
-    Some(ports)
+}
+
+/// Two distinct ports that were free a moment ago.
+pub fn free_port_pair() -> (u16, u16) {
+    let ports = free_ports(2);
+    (ports[0], ports[1])
 }
 
 // ---------------------------------------------------------------------------
