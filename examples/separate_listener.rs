@@ -31,9 +31,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app_listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     let ops_listener = tokio::net::TcpListener::bind("127.0.0.1:9100").await?;
     println!("app on http://127.0.0.1:3000, ops on http://127.0.0.1:9100 (token required)");
-    tokio::try_join!(
-        async { axum::serve(app_listener, app).await },
-        async { axum::serve(ops_listener, ops).await },
-    )?;
+    tokio::try_join!(async { axum::serve(app_listener, app).await }, async {
+        axum::serve(ops_listener, ops).await
+    },)?;
     Ok(())
 }

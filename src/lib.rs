@@ -19,7 +19,8 @@ pub use crate::builder::Builder;
 pub use crate::error::BuildError;
 #[doc(inline)]
 pub use crate::record::{
-    RequestBody, RequestMetricsLayer, RequestMetricsService, ResponseBody, ResponseFuture,
+    AnyBody, AxumBody, RequestBody, RequestMetricsLayer, RequestMetricsService, ResponseBody,
+    ResponseFuture,
 };
 use crate::views::Views;
 #[cfg(feature = "otlp")]
@@ -78,8 +79,10 @@ impl ServerWatch {
     }
 
     /// The layer that records requests. Add it with
-    /// [`Router::layer`](axum::Router::layer), after the routes it should see;
-    /// it also works on any other tower stack (see [`RequestMetricsLayer`]).
+    /// [`Router::layer`](axum::Router::layer), after the routes it should see
+    /// (with [`for_axum`](RequestMetricsLayer::for_axum) there, it costs
+    /// less); it also works on any other tower stack (see
+    /// [`RequestMetricsLayer`]).
     ///
     /// ```
     /// use axum::{Router, routing::get};
@@ -142,7 +145,7 @@ impl ServerWatch {
         // app's fallback, now instrumented, is the one that stays: axum keeps
         // the fallback of the router passed to `merge` when neither has a
         // custom one.
-        routes.merge(app.layer(self.layer()))
+        routes.merge(app.layer(self.layer().for_axum()))
     }
 
     /// Stops the OTLP export after a last one, so that the final requests

@@ -69,11 +69,14 @@ fn within(path: &str, module: &str) -> bool {
 
 /// The module paths a file refers to, without comments and tests.
 fn references(module: &str, source: &str) -> Vec<String> {
-    let tests = ["#[cfg(test)]\nmod tests", "#[cfg(test)]\npub(crate) mod tests"]
-        .iter()
-        .filter_map(|marker| source.find(marker))
-        .min()
-        .unwrap_or(source.len());
+    let tests = [
+        "#[cfg(test)]\nmod tests",
+        "#[cfg(test)]\npub(crate) mod tests",
+    ]
+    .iter()
+    .filter_map(|marker| source.find(marker))
+    .min()
+    .unwrap_or(source.len());
     let code: String = source[..tests]
         .lines()
         .filter(|l| !l.trim_start().starts_with("//"))

@@ -196,7 +196,11 @@ async fn in_process(requests: u64, only: Option<&str>) {
         None => all.to_vec(),
     };
     const ROUNDS: usize = 7;
-    let routers: Vec<Router> = variants.iter().map(|v| router(v).expect(v)).collect();
+    // As `axum::serve` does: the handlers become routes once, not per call.
+    let routers: Vec<Router> = variants
+        .iter()
+        .map(|v| router(v).expect(v).with_state(()))
+        .collect();
     let uris: Vec<axum::http::Uri> = (1..=1000)
         .map(|i| format!("/items/{i}").parse().unwrap())
         .collect();

@@ -1,16 +1,20 @@
-//! A body wrapper that counts the bytes going through it, for the bodies
-//! whose length is not known up front: streamed responses (which are
-//! recorded when the body is done, sent or dropped because the client left)
-//! and request bodies without a Content-Length.
+//! The bodies on either side of the layer. [`CountingBody`] counts the
+//! bytes going through it, for the bodies whose length is not known up
+//! front: streamed responses (which are recorded when the body is done, sent
+//! or dropped because the client left) and request bodies without a
+//! Content-Length. [`RequestBody`] and [`ResponseBody`] are what the layer
+//! passes on when it works with bodies of any type.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use bytes::Buf;
+use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+
+use super::in_flight::Completion;
 
 /// Where a [`CountingBody`] adds the bytes it saw.
 pub(crate) trait ByteSink {
@@ -76,5 +80,149 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+pin_project! {
+    /// The request body as the inner service of [`RequestMetricsService`]
+    /// sees it: the original body, its bytes counted when its length was
+    /// not declared. It is read like any [`http_body::Body`].
+    ///
+    /// ```
+    /// use http_body_util::BodyExt;
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let watch = serverwatch::ServerWatch::builder().build()?;
+    /// let echo = tower::service_fn(|request: http::Request<serverwatch::RequestBody<String>>| async {
+    ///     let body = request.into_body().collect().await?.to_bytes();
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(body)))
+    /// });
+    /// let response = watch.layer().layer(echo).oneshot(http::Request::new("ping".to_owned())).await?;
+    /// assert_eq!(response.into_body().collect().await?.to_bytes(), "ping");
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug)]
+    pub struct RequestBody<B> {
+        #[pin]
+        body: CountingBody<B, Option<Arc<AtomicU64>>>,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for RequestBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl<B> RequestBody<B> {
+    pub(super) fn new(body: B, sink: Option<Arc<AtomicU64>>) -> Self {
+        Self {
+            body: CountingBody::new(body, sink),
+        }
+    }
+}
+
+pin_project! {
+    /// The response body after [`RequestMetricsService`]: the inner
+    /// service's body, counted when streamed, or serverwatch's own 500
+    /// answer to a panic.
+    ///
+    /// ```
+    /// use http_body_util::BodyExt;
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let watch = serverwatch::ServerWatch::builder().build()?;
+    /// let panics = tower::service_fn(|_: http::Request<serverwatch::RequestBody<String>>| async {
+    ///     if true {
+    ///         panic!("boom");
+    ///     }
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// });
+    /// let response = watch.layer().layer(panics).oneshot(http::Request::new(String::new())).await?;
+    /// assert_eq!(response.status(), 500);
+    /// let body: serverwatch::ResponseBody<String> = response.into_body();
+    /// assert_eq!(body.collect().await?.to_bytes(), "Internal Server Error");
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug)]
+    pub struct ResponseBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    #[derive(Debug)]
+    enum Kind<B> {
+        // Boxed: only a streamed body carries it, and every response body
+        // is moved several times on its way out.
+        Inner { #[pin] body: CountingBody<B, Option<Box<Completion>>> },
+        Full { body: Option<Bytes> },
+    }
+}
+
+impl<B: http_body::Body<Data = Bytes>> http_body::Body for ResponseBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project().kind.project() {
+            KindProj::Inner { body } => body.poll_frame(cx),
+            KindProj::Full { body } => Poll::Ready(body.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Full { body } => body.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Full { body } => {
+                SizeHint::with_exact(body.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(super) fn new(body: B, completion: Option<Box<Completion>>) -> Self {
+        Self {
+            kind: Kind::Inner {
+                body: CountingBody::new(body, completion),
+            },
+        }
+    }
+
+    pub(super) fn full(bytes: Bytes) -> Self {
+        Self {
+            kind: Kind::Full { body: Some(bytes) },
+        }
     }
 }

@@ -8,8 +8,10 @@
 //! 500.
 
 mod body;
+mod future;
+mod in_flight;
 mod layer;
 
-pub use layer::{
-    RequestBody, RequestMetricsLayer, RequestMetricsService, ResponseBody, ResponseFuture,
-};
+pub use body::{RequestBody, ResponseBody};
+pub use future::ResponseFuture;
+pub use layer::{AnyBody, AxumBody, RequestMetricsLayer, RequestMetricsService};

@@ -247,12 +247,12 @@ impl<K: ServerKind> Server<K> {
                         return Err(format!("port {port} does not accept connections yet"));
                     }
                 }
-                if let Some(own) = listening_ports(pid) {
-                    if let Some(port) = run.ports.iter().find(|p| !own.contains(p)) {
-                        return Ok(Err(format!(
-                            "another process listens on port {port} (the child listens on {own:?})"
-                        )));
-                    }
+                if let Some(own) = listening_ports(pid)
+                    && let Some(port) = run.ports.iter().find(|p| !own.contains(p))
+                {
+                    return Ok(Err(format!(
+                        "another process listens on port {port} (the child listens on {own:?})"
+                    )));
                 }
                 kind.ready(run).await.map(Ok)
             }
