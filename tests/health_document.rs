@@ -7,17 +7,22 @@ use serde_json::Value;
 use serverwatch::ServerWatch;
 use support::serve_sample;
 
-/// Every key path of `seed` must exist in `ours` with the same JSON type.
+/// Every key path of `reference` must exist in `ours` with the same JSON type.
 /// Maps keyed by data (status codes, endpoints) compare their values;
 /// arrays compare their first element's keys.
-fn assert_same_layout(seed: &Value, ours: &Value, path: &str, missing: &mut Vec<String>) {
-    match (seed, ours) {
+fn assert_same_layout(reference: &Value, ours: &Value, path: &str, missing: &mut Vec<String>) {
+    match (reference, ours) {
         (Value::Object(s), Value::Object(o)) => {
             let keyed_by_data = path.ends_with(".status_codes") || path.ends_with(".endpoints");
-            for (key, seed_value) in s {
+            for (key, reference_value) in s {
                 if keyed_by_data {
                     for ours_value in o.values() {
-                        assert_same_layout(seed_value, ours_value, &format!("{path}.*"), missing);
+                        assert_same_layout(
+                            reference_value,
+                            ours_value,
+                            &format!("{path}.*"),
+                            missing,
+                        );
                     }
                     continue;
                 }
@@ -28,7 +33,7 @@ fn assert_same_layout(seed: &Value, ours: &Value, path: &str, missing: &mut Vec<
                 }
                 match o.get(key) {
                     Some(ours_value) => assert_same_layout(
-                        seed_value,
+                        reference_value,
                         ours_value,
                         &format!("{path}.{key}"),
                         missing,
@@ -46,21 +51,21 @@ fn assert_same_layout(seed: &Value, ours: &Value, path: &str, missing: &mut Vec<
             assert_eq!(
                 s.is_f64(),
                 o.is_f64(),
-                "{path}: seed {s} and ours {o} differ in integer/float type"
+                "{path}: reference {s} and ours {o} differ in integer/float type"
             );
         }
         (s, o) => assert_eq!(
             std::mem::discriminant(s),
             std::mem::discriminant(o),
-            "{path}: seed {s} and ours {o} differ in JSON type"
+            "{path}: reference {s} and ours {o} differ in JSON type"
         ),
     }
 }
 
 #[tokio::test]
-async fn has_every_key_path_of_the_seed_with_the_same_types() {
-    let seed: Value =
-        serde_json::from_str(include_str!("fixtures/seed-health-example.json")).unwrap();
+async fn has_every_key_path_of_the_reference_with_the_same_types() {
+    let reference: Value =
+        serde_json::from_str(include_str!("fixtures/enhanced-health-check-example.json")).unwrap();
     let watch = ServerWatch::builder().build().unwrap();
     let app = serve_sample(&watch).await;
     for path in ["/items/1", "/items/0", "/fail"] {
@@ -71,7 +76,7 @@ async fn has_every_key_path_of_the_seed_with_the_same_types() {
     assert_eq!(response.headers()["content-type"], "application/json");
     let ours: Value = response.json().await.unwrap();
     let mut missing = Vec::new();
-    assert_same_layout(&seed, &ours, "", &mut missing);
+    assert_same_layout(&reference, &ours, "", &mut missing);
     assert!(missing.is_empty(), "missing key paths: {missing:?}");
 
     assert_eq!(ours["status"], "healthy");
