@@ -108,6 +108,53 @@ impl Builder {
         self
     }
 
+    /// The classic bucket bounds of `http.server.request.duration`, in
+    /// seconds: finite, at least 0, strictly increasing, at most 64 of them.
+    /// Default: the semantic conventions' 0.005 … 10 s. They shape only the
+    /// `_bucket` series (and OTLP's explicit histograms); percentiles and
+    /// native histograms come from the exponential buckets, whatever the
+    /// bounds.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder()
+    ///     .duration_buckets([0.0001, 0.001, 0.01, 0.1, 1.0])
+    ///     .build()?;
+    /// let err = serverwatch::ServerWatch::builder()
+    ///     .duration_buckets([1.0, 0.5])
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.setting(), "duration_buckets");
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn duration_buckets(mut self, bounds: impl Into<Vec<f64>>) -> Self {
+        self.config.duration_buckets = Some(bounds.into());
+        self
+    }
+
+    /// The classic bucket bounds of `http.server.request.body.size`, in
+    /// bytes, checked as [`duration_buckets`](Self::duration_buckets) are.
+    /// Default: 0, then powers of four from 64 B to 16 MiB.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder().request_body_size_buckets([0.0, 1e3, 1e6]);
+    /// ```
+    pub fn request_body_size_buckets(mut self, bounds: impl Into<Vec<f64>>) -> Self {
+        self.config.request_body_size_buckets = Some(bounds.into());
+        self
+    }
+
+    /// The classic bucket bounds of `http.server.response.body.size`, in
+    /// bytes, checked as [`duration_buckets`](Self::duration_buckets) are.
+    /// Default: as for request bodies.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder().response_body_size_buckets([0.0, 1e3, 1e6]);
+    /// ```
+    pub fn response_body_size_buckets(mut self, bounds: impl Into<Vec<f64>>) -> Self {
+        self.config.response_body_size_buckets = Some(bounds.into());
+        self
+    }
+
     /// Pushes every metric over OTLP to this collector endpoint, overriding
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`. For HTTP a base URL gets `/v1/metrics`
     /// appended. OTLP is on when an endpoint is set here or in the
@@ -170,6 +217,23 @@ impl Builder {
     #[cfg(feature = "otlp")]
     pub fn otlp_export_interval(mut self, interval: std::time::Duration) -> Self {
         self.otlp.interval = Some(interval);
+        self
+    }
+
+    /// Sends histograms over OTLP as base-2 exponential histograms (scale 4,
+    /// downscaled to at most 160 buckets), overriding
+    /// `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`
+    /// (`base2_exponential_bucket_histogram` or `explicit_bucket_histogram`).
+    /// Default: explicit-bucket histograms with the classic bounds.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder()
+    ///     .otlp_endpoint("http://127.0.0.1:4318")
+    ///     .otlp_exponential_histograms(true);
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_exponential_histograms(mut self, exponential: bool) -> Self {
+        self.otlp.exponential_histograms = Some(exponential);
         self
     }
 
@@ -261,7 +325,11 @@ impl Builder {
         let config = self.config.check(name_from_env)?;
         #[cfg(feature = "mongodb")]
         let mongo = self.mongo.build()?;
-        let requests = Arc::new(RequestStore::new(config.max_series, config.recent_errors));
+        let requests = Arc::new(RequestStore::new(
+            config.max_series,
+            config.recent_errors,
+            config.bounds,
+        ));
         let state = Arc::new(State::new(
             config.service,
             requests,

@@ -4,6 +4,8 @@
 
 use crate::error::BuildError;
 use crate::state::Service;
+use crate::state::histogram::Bounds;
+use crate::state::requests::RequestBounds;
 
 /// Largest accepted `max_series`.
 const MAX_SERIES_LIMIT: usize = 100_000;
@@ -24,6 +26,10 @@ pub(crate) struct Config {
     pub(crate) recent_errors: usize,
     pub(crate) bearer_token: Option<String>,
     pub(crate) path_prefix: String,
+    /// Classic bounds; `None` keeps the defaults.
+    pub(crate) duration_buckets: Option<Vec<f64>>,
+    pub(crate) request_body_size_buckets: Option<Vec<f64>>,
+    pub(crate) response_body_size_buckets: Option<Vec<f64>>,
 }
 
 impl Default for Config {
@@ -35,6 +41,9 @@ impl Default for Config {
             recent_errors: 10,
             bearer_token: None,
             path_prefix: String::new(),
+            duration_buckets: None,
+            request_body_size_buckets: None,
+            response_body_size_buckets: None,
         }
     }
 }
@@ -47,6 +56,7 @@ pub(crate) struct Checked {
     pub(crate) recent_errors: usize,
     pub(crate) bearer_token: Option<String>,
     pub(crate) path_prefix: String,
+    pub(crate) bounds: RequestBounds,
 }
 
 impl Config {
@@ -103,6 +113,31 @@ impl Config {
                 ),
             ));
         }
+        let mut bounds = RequestBounds::default();
+        for (setting, given, unit, slot) in [
+            (
+                "duration_buckets",
+                &self.duration_buckets,
+                RequestBounds::DURATION_UNIT,
+                &mut bounds.duration,
+            ),
+            (
+                "request_body_size_buckets",
+                &self.request_body_size_buckets,
+                RequestBounds::SIZE_UNIT,
+                &mut bounds.request_size,
+            ),
+            (
+                "response_body_size_buckets",
+                &self.response_body_size_buckets,
+                RequestBounds::SIZE_UNIT,
+                &mut bounds.response_size,
+            ),
+        ] {
+            if let Some(given) = given {
+                *slot = Bounds::new(given, unit).map_err(|e| BuildError::new(setting, e))?;
+            }
+        }
         Ok(Checked {
             service: Service {
                 name,
@@ -112,6 +147,7 @@ impl Config {
             recent_errors: self.recent_errors,
             bearer_token: self.bearer_token,
             path_prefix: self.path_prefix,
+            bounds,
         })
     }
 }

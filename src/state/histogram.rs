@@ -1,42 +1,82 @@
-//! A lock-free, fixed-bucket histogram of integer observations.
+//! A lock-free histogram of integer observations: classic buckets with
+//! fixed bounds (what Prometheus's `_bucket` series and OTLP's explicit
+//! histograms carry, and dashboards built on them expect) and, recorded in
+//! the same pass, a base-2 exponential histogram ([`super::exponential`]),
+//! which percentiles are computed from.
 //!
-//! Observations are whole base units (nanoseconds, bytes), so the sum is exact
-//! and recording is two relaxed atomic additions and an atomic maximum: no
-//! lock, no allocation, no floating-point compare-and-swap loop. Readers
-//! scale to the exported unit.
+//! Observations are whole base units (nanoseconds, bytes), so the sum is
+//! exact; recording is a few relaxed atomic additions, with no lock and no
+//! allocation (but for the first observation in a new range of the
+//! exponential buckets). Readers scale to the exported unit.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Upper bounds of a histogram, inclusive, in the exported unit and in the
-/// integer base unit that is recorded.
-#[derive(Debug)]
+use super::exponential::{AtomicExponential, ExponentialSnapshot, Layout};
+
+/// The most classic bounds a histogram may have.
+pub(crate) const MAX_BOUNDS: usize = 64;
+
+/// Upper bounds of a histogram's classic buckets, inclusive, in the exported
+/// unit and in the integer base unit that is recorded.
+#[derive(Debug, Clone)]
 pub(crate) struct Bounds {
     /// As exported (seconds, bytes).
-    pub(crate) exported: &'static [f64],
+    exported: Arc<[f64]>,
     /// Exported unit per base unit (1e-9 for nanoseconds to seconds).
-    pub(crate) scale: f64,
+    scale: f64,
     base: Vec<u64>,
+    layout: Layout,
 }
 
 impl Bounds {
-    pub(crate) fn new(exported: &'static [f64], scale: f64) -> Self {
-        let base = exported
+    /// Checks `exported` (finite, at least 0, strictly increasing once in
+    /// base units, at most [`MAX_BOUNDS`] of them); the error says why not.
+    pub(crate) fn new(exported: &[f64], scale: f64) -> Result<Self, String> {
+        if exported.is_empty() || exported.len() > MAX_BOUNDS {
+            return Err(format!(
+                "needs 1 to {MAX_BOUNDS} bounds, got {}",
+                exported.len()
+            ));
+        }
+        if let Some(b) = exported.iter().find(|b| !b.is_finite() || **b < 0.0) {
+            return Err(format!("bounds must be finite and not negative, got {b}"));
+        }
+        let base: Vec<u64> = exported
             .iter()
             .map(|b| (b / scale).round() as u64)
             .collect();
-        Self {
-            exported,
+        if let Some(w) = base.windows(2).position(|w| w[0] >= w[1]) {
+            return Err(format!(
+                "bounds must be strictly increasing (and apart by at least the \
+                 recorded resolution, {scale:e}), but {} is followed by {}",
+                exported[w],
+                exported[w + 1]
+            ));
+        }
+        Ok(Self {
+            exported: exported.into(),
             scale,
             base,
-        }
+            layout: Layout::new(scale),
+        })
+    }
+
+    /// The bounds in the exported unit.
+    pub(crate) fn exported(&self) -> &Arc<[f64]> {
+        &self.exported
     }
 
     fn bucket(&self, value: u64) -> usize {
-        // At most 15 bounds: a linear scan beats a binary search here.
-        self.base
-            .iter()
-            .position(|&b| value <= b)
-            .unwrap_or(self.base.len())
+        if self.base.len() <= 16 {
+            // A few bounds: a linear scan beats a binary search.
+            self.base
+                .iter()
+                .position(|&b| value <= b)
+                .unwrap_or(self.base.len())
+        } else {
+            self.base.partition_point(|&b| b < value)
+        }
     }
 }
 
@@ -46,9 +86,11 @@ pub(crate) struct AtomicHistogram {
     /// One per bound, plus the +Inf bucket; not cumulative.
     buckets: Box<[AtomicU64]>,
     sum: AtomicU64,
-    /// The largest observation: it caps percentile estimates, which would
-    /// otherwise put a 20 µs request's p95 at 4.75 ms (inside 0…5 ms).
+    /// The smallest observation (`u64::MAX` without any).
+    min: AtomicU64,
+    /// The largest observation.
     max: AtomicU64,
+    exponential: AtomicExponential,
 }
 
 impl AtomicHistogram {
@@ -56,29 +98,53 @@ impl AtomicHistogram {
         Self {
             buckets: (0..=bounds.base.len()).map(|_| AtomicU64::new(0)).collect(),
             sum: AtomicU64::new(0),
+            min: AtomicU64::new(u64::MAX),
             max: AtomicU64::new(0),
+            exponential: AtomicExponential::new(),
         }
     }
 
     pub(crate) fn record(&self, bounds: &Bounds, value: u64) {
         self.buckets[bounds.bucket(value)].fetch_add(1, Ordering::Relaxed);
         self.sum.fetch_add(value, Ordering::Relaxed);
-        self.max.fetch_max(value, Ordering::Relaxed);
+        // A plain load first: an extreme rarely moves, and a read costs
+        // less than a locked read-modify-write.
+        if value > self.max.load(Ordering::Relaxed) {
+            self.max.fetch_max(value, Ordering::Relaxed);
+        }
+        if value < self.min.load(Ordering::Relaxed) {
+            self.min.fetch_min(value, Ordering::Relaxed);
+        }
+        // Last, with Release: a snapshot that sees it sees the rest.
+        self.exponential.record(&bounds.layout, value);
     }
 
-    /// Copies the current state. The count is derived from the buckets, so
-    /// it always equals the +Inf bucket.
+    /// Copies the current state. The exponential buckets are read first
+    /// (with Acquire) and the classic ones after, so that the count, taken
+    /// from the classic buckets, is never below the exponential total.
     pub(crate) fn snapshot(&self, bounds: &Bounds) -> HistogramSnapshot {
+        let exponential = self.exponential.snapshot(&bounds.layout);
         let buckets: Vec<u64> = self
             .buckets
             .iter()
             .map(|b| b.load(Ordering::Relaxed))
             .collect();
+        let count = buckets.iter().sum();
+        let in_unit = |v: u64| v as f64 * bounds.scale;
+        let (min, max) = match count {
+            0 => (None, None),
+            _ => (
+                Some(in_unit(self.min.load(Ordering::Relaxed))),
+                Some(in_unit(self.max.load(Ordering::Relaxed))),
+            ),
+        };
         HistogramSnapshot {
-            count: buckets.iter().sum(),
-            sum: self.sum.load(Ordering::Relaxed) as f64 * bounds.scale,
-            max: self.max.load(Ordering::Relaxed) as f64 * bounds.scale,
+            count,
+            sum: in_unit(self.sum.load(Ordering::Relaxed)),
+            min,
+            max,
             buckets,
+            exponential,
         }
     }
 }
@@ -88,10 +154,13 @@ impl AtomicHistogram {
 pub(crate) struct HistogramSnapshot {
     pub(crate) count: u64,
     pub(crate) sum: f64,
-    /// The largest observation (0 without any).
-    pub(crate) max: f64,
+    /// The smallest and largest observation, where known: not for an
+    /// interval ([`minus`](Self::minus)), whose extremes nothing recorded.
+    pub(crate) min: Option<f64>,
+    pub(crate) max: Option<f64>,
     /// Per-bucket (not cumulative) counts; the last one is +Inf.
     pub(crate) buckets: Vec<u64>,
+    pub(crate) exponential: ExponentialSnapshot,
 }
 
 impl HistogramSnapshot {
@@ -103,13 +172,18 @@ impl HistogramSnapshot {
         for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
             *a += b;
         }
+        let extreme = |a: Option<f64>, b: Option<f64>, pick: fn(f64, f64) -> f64| match (a, b) {
+            (Some(a), Some(b)) => Some(pick(a, b)),
+            (a, b) => a.or(b),
+        };
+        self.min = extreme(self.min, other.min, f64::min);
+        self.max = extreme(self.max, other.max, f64::max);
         self.count += other.count;
         self.sum += other.sum;
-        self.max = self.max.max(other.max);
+        self.exponential.merge(&other.exponential);
     }
 
     /// What was added since `earlier`, a snapshot of the same histogram.
-    #[cfg(feature = "dashboard")]
     pub(crate) fn minus(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
         let buckets: Vec<u64> = self
             .buckets
@@ -120,47 +194,18 @@ impl HistogramSnapshot {
         HistogramSnapshot {
             count: buckets.iter().sum(),
             sum: (self.sum - earlier.sum).max(0.0),
-            // The largest since the start: still an upper bound for the interval.
-            max: self.max,
+            min: None,
+            max: None,
             buckets,
+            exponential: self.exponential.minus(&earlier.exponential),
         }
     }
 
-    /// Estimates a quantile (0..=1) by linear interpolation inside the bucket,
-    /// the way PromQL's `histogram_quantile` does, capped by the largest
-    /// observation.
-    pub(crate) fn quantile(&self, bounds: &[f64], q: f64) -> f64 {
-        let estimate = self.interpolate(bounds, q);
-        if self.max > 0.0 {
-            estimate.min(self.max)
-        } else {
-            estimate
-        }
-    }
-
-    fn interpolate(&self, bounds: &[f64], q: f64) -> f64 {
-        if self.count == 0 {
-            return 0.0;
-        }
-        let rank = q * self.count as f64;
-        let mut seen = 0u64;
-        for (i, &n) in self.buckets.iter().enumerate() {
-            if n == 0 || ((seen + n) as f64) < rank {
-                seen += n;
-                continue;
-            }
-            let Some(&upper) = bounds.get(i) else {
-                // In +Inf: the largest observation, else the highest bound.
-                return if self.max > 0.0 {
-                    self.max
-                } else {
-                    bounds.last().copied().unwrap_or(0.0)
-                };
-            };
-            let lower = if i == 0 { 0.0 } else { bounds[i - 1] };
-            return lower + (upper - lower) * (rank - seen as f64) / n as f64;
-        }
-        bounds.last().copied().unwrap_or(0.0)
+    /// Estimates a quantile (0..=1) from the exponential buckets: within
+    /// 2.2 % of the observation of that rank, and exact at the extremes
+    /// when they are known.
+    pub(crate) fn quantile(&self, q: f64) -> f64 {
+        self.exponential.quantile(q, self.min, self.max)
     }
 
     /// The mean observation, 0 when there were none.
@@ -204,7 +249,7 @@ mod tests {
 
     #[test]
     fn values_land_in_inclusive_upper_bounds() {
-        let bounds = Bounds::new(&SECONDS, 1e-9);
+        let bounds = Bounds::new(&SECONDS, 1e-9).unwrap();
         let h = AtomicHistogram::new(&bounds);
         for nanos in [10_000_000, 10_000_001, 2_000_000_000] {
             h.record(&bounds, nanos);
@@ -212,39 +257,60 @@ mod tests {
         let s = h.snapshot(&bounds);
         assert_eq!(s.buckets, vec![1, 1, 0, 1]);
         assert_eq!(s.count, 3);
+        assert_eq!(s.exponential.count(), 3);
         assert!((s.sum - 2.020000001).abs() < 1e-12);
-        assert_eq!(s.max, 2.0);
+        assert_eq!((s.min, s.max), (Some(0.01), Some(2.0)));
     }
 
     #[test]
-    fn quantile_interpolates_like_promql() {
-        let s = HistogramSnapshot {
-            count: 4,
-            sum: 0.0,
-            max: 0.0,
-            buckets: vec![2, 2, 0, 0],
-        };
-        assert!((s.quantile(&SECONDS, 0.5) - 0.01).abs() < 1e-12);
-        assert!((s.quantile(&SECONDS, 0.75) - 0.055).abs() < 1e-12);
-        assert_eq!(HistogramSnapshot::default().quantile(&SECONDS, 0.99), 0.0);
-        let fast = HistogramSnapshot { max: 0.00002, ..s };
-        assert_eq!(
-            fast.quantile(&SECONDS, 0.95),
-            0.00002,
-            "capped by the largest observation"
+    fn many_bounds_are_searched_alike() {
+        let many: Vec<f64> = (1..=40).map(|i| f64::from(i) * 0.001).collect();
+        let bounds = Bounds::new(&many, 1e-9).unwrap();
+        for (nanos, bucket) in [
+            (0, 0),
+            (1_000_000, 0),
+            (1_000_001, 1),
+            (40_000_000, 39),
+            (u64::MAX, 40),
+        ] {
+            assert_eq!(bounds.bucket(nanos), bucket, "{nanos}");
+        }
+    }
+
+    #[test]
+    fn bad_bounds_say_why() {
+        assert!(Bounds::new(&[], 1.0).unwrap_err().contains("1 to 64"));
+        assert!(
+            Bounds::new(&[1.0, f64::NAN], 1.0)
+                .unwrap_err()
+                .contains("finite")
         );
+        assert!(Bounds::new(&[-1.0], 1.0).unwrap_err().contains("negative"));
+        assert!(
+            Bounds::new(&[2.0, 1.0], 1.0)
+                .unwrap_err()
+                .contains("increasing")
+        );
+        let err = Bounds::new(&[1e-10, 2e-10], 1e-9).unwrap_err();
+        assert!(err.contains("resolution"), "{err}");
     }
 
     #[test]
-    fn quantile_in_the_inf_bucket_is_the_largest_observation_or_the_highest_bound() {
-        let s = HistogramSnapshot {
-            count: 1,
-            sum: 30.0,
-            max: 0.0,
-            buckets: vec![0, 0, 0, 1],
-        };
-        assert_eq!(s.quantile(&SECONDS, 0.99), 1.0);
-        let known = HistogramSnapshot { max: 30.0, ..s };
-        assert_eq!(known.quantile(&SECONDS, 0.99), 30.0);
+    fn an_interval_forgets_the_lifetime_extremes() {
+        let bounds = Bounds::new(&SECONDS, 1e-9).unwrap();
+        let h = AtomicHistogram::new(&bounds);
+        h.record(&bounds, 5_000_000_000);
+        let before = h.snapshot(&bounds);
+        h.record(&bounds, 1_000);
+        let interval = h.snapshot(&bounds).minus(&before);
+        assert_eq!(
+            (interval.count, interval.min, interval.max),
+            (1, None, None)
+        );
+        let p99 = interval.quantile(0.99);
+        assert!(
+            (p99 - 1e-6).abs() / 1e-6 < 0.022,
+            "{p99}: not the 5 s of before"
+        );
     }
 }

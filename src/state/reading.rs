@@ -3,6 +3,7 @@
 //! is what makes them carry the same numbers) and sections of `/health`.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use crate::instruments::{self as i, Attribute, Instrument};
 use crate::state::histogram::HistogramSnapshot;
@@ -47,7 +48,8 @@ impl Value {
 pub(crate) enum PointValue {
     Number(f64),
     Histogram {
-        bounds: &'static [f64],
+        /// The classic bounds, in the exported unit.
+        bounds: Arc<[f64]>,
         data: HistogramSnapshot,
     },
 }
@@ -73,12 +75,15 @@ impl Family {
     pub(crate) fn histogram(
         mut self,
         attributes: Attributes,
-        bounds: &'static [f64],
+        bounds: &Arc<[f64]>,
         data: HistogramSnapshot,
     ) -> Self {
         self.points.push(Point {
             attributes,
-            value: PointValue::Histogram { bounds, data },
+            value: PointValue::Histogram {
+                bounds: Arc::clone(bounds),
+                data,
+            },
         });
         self
     }

@@ -136,11 +136,11 @@ pub(crate) struct Latency {
 }
 
 impl Latency {
-    fn of(h: &HistogramSnapshot, bounds: &[f64]) -> Self {
+    fn of(h: &HistogramSnapshot) -> Self {
         Self {
-            p50: h.quantile(bounds, 0.50),
-            p95: h.quantile(bounds, 0.95),
-            p99: h.quantile(bounds, 0.99),
+            p50: h.quantile(0.50),
+            p95: h.quantile(0.95),
+            p99: h.quantile(0.99),
         }
     }
 }
@@ -255,7 +255,7 @@ fn memory_analysis(s: &SystemSnapshot) -> MemoryAnalysis {
 }
 
 fn application(s: &RequestSummary) -> Application {
-    let latency = |h: &HistogramSnapshot| Latency::of(h, s.duration_bounds);
+    let latency = Latency::of;
     Application {
         total_requests: s.all.requests(),
         error_count: s.all.errors,

@@ -1,16 +1,20 @@
 //! `/metrics`: every instrument encoded by `prometheus-client` at scrape
-//! time, as OpenMetrics when the scraper asks for it and as the classic
-//! Prometheus text format (0.0.4) otherwise.
+//! time, in the format the scraper asks for: the Prometheus protobuf format
+//! (with native histograms beside the classic buckets), OpenMetrics, or the
+//! classic Prometheus text format (0.0.4), which is also the default.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
+use prometheus_client::encoding::{
+    DescriptorEncoder, MetricEncoder, NativeHistogram, NativeHistogramBuckets, NoLabelSet,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::instruments::Kind;
+use crate::state::exponential::{ExponentialSnapshot, MAX_EXPORTED_BUCKETS};
 use crate::state::histogram::HistogramSnapshot;
 use crate::state::reading::{Family, PointValue};
 
@@ -19,26 +23,79 @@ pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Content type of the classic Prometheus text format.
 pub(crate) const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Content type of the Prometheus protobuf format, the one that carries
+/// native histograms.
+pub(crate) const PROTOBUF_CONTENT_TYPE: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
 
-/// The two text formats served at `/metrics`.
+/// The width of the native histograms' zero bucket: the default of the Go
+/// client, far below any observation (1 ns, 1 byte), so that only zeros fall
+/// in it.
+const NATIVE_ZERO_THRESHOLD: f64 = 2.938_735_877_055_719e-39;
+
+/// The formats served at `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
+    Protobuf,
     OpenMetrics,
     Prometheus,
 }
 
 impl Format {
-    /// OpenMetrics when the `Accept` header names it, the classic format
-    /// otherwise (what curl and older scrapers get).
+    /// The format the `Accept` header prefers (highest `q`; on a tie,
+    /// protobuf, then OpenMetrics), the classic text format when it names
+    /// none of them (what curl and older scrapers get).
     pub(crate) fn negotiate(accept: Option<&str>) -> Self {
-        match accept {
-            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
-            _ => Format::Prometheus,
+        let Some(accept) = accept else {
+            return Format::Prometheus;
+        };
+        let mut best: Option<(f64, Format)> = None;
+        for range in accept.split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+            let (mut q, mut proto, mut encoding) = (1.0, None, None);
+            for parameter in parts {
+                let (name, value) = parameter.split_once('=').unwrap_or((parameter, ""));
+                let value = value.trim().trim_matches('"');
+                match name.trim().to_ascii_lowercase().as_str() {
+                    "q" => q = value.parse().unwrap_or(0.0),
+                    "proto" => proto = Some(value.to_owned()),
+                    "encoding" => encoding = Some(value.to_owned()),
+                    _ => {}
+                }
+            }
+            let format = match media.as_str() {
+                "application/vnd.google.protobuf"
+                    if proto.as_deref() == Some("io.prometheus.client.MetricFamily")
+                        && encoding.as_deref() == Some("delimited") =>
+                {
+                    Format::Protobuf
+                }
+                "application/openmetrics-text" => Format::OpenMetrics,
+                "text/plain" | "text/*" | "*/*" => Format::Prometheus,
+                _ => continue,
+            };
+            let rank = |f: Format| match f {
+                Format::Protobuf => 2,
+                Format::OpenMetrics => 1,
+                Format::Prometheus => 0,
+            };
+            let better = match best {
+                None => q > 0.0,
+                Some((best_q, best_format)) => {
+                    q > best_q || (q == best_q && rank(format) > rank(best_format))
+                }
+            };
+            if better {
+                best = Some((q, format));
+            }
         }
+        best.map_or(Format::Prometheus, |(_, format)| format)
     }
 
     pub(crate) fn content_type(self) -> &'static str {
         match self {
+            Format::Protobuf => PROTOBUF_CONTENT_TYPE,
             Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
             Format::Prometheus => PROMETHEUS_CONTENT_TYPE,
         }
@@ -46,9 +103,17 @@ impl Format {
 }
 
 /// Encodes `families` in `format`.
-pub(crate) fn encode(families: Vec<Family>, format: Format) -> String {
+pub(crate) fn encode(families: Vec<Family>, format: Format) -> Vec<u8> {
+    if format == Format::Protobuf {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Families(families)));
+        // The collector cannot fail, nor can encoding into a Vec.
+        return prometheus_client::encoding::prometheus_protobuf::encode_to_vec(&registry)
+            .unwrap_or_default();
+    }
     let mut text = String::with_capacity(16 * 1024);
     match format {
+        Format::Protobuf => unreachable!("encoded above"),
         Format::OpenMetrics => {
             encode_registry(&mut text, Families(families));
             // Writing into a String cannot fail.
@@ -69,7 +134,7 @@ pub(crate) fn encode(families: Vec<Family>, format: Format) -> String {
             }
         }
     }
-    text
+    text.into_bytes()
 }
 
 /// Encodes the families with prometheus-client, in OpenMetrics, without `# EOF`.
@@ -155,14 +220,71 @@ fn write_sample(
                 .chain([f64::INFINITY])
                 .zip(h.buckets.iter().copied())
                 .collect();
-            metric.encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets, None)
+            // The text formats write the classic buckets only.
+            let native = h.exponential.fitted(MAX_EXPORTED_BUCKETS);
+            let (spans, deltas) = native_buckets(&native);
+            let native = NativeHistogram {
+                schema: native.scale,
+                zero_threshold: NATIVE_ZERO_THRESHOLD,
+                zero_count: native.zero,
+                negative: NativeHistogramBuckets {
+                    spans: &[],
+                    deltas: &[],
+                },
+                positive: NativeHistogramBuckets {
+                    spans: &spans,
+                    deltas: &deltas,
+                },
+                created: None,
+            };
+            metric
+                .encode_histogram_with_native::<NoLabelSet>(h.sum, h.count, &buckets, None, native)
         }
     }
 }
 
+/// The positive buckets of a native histogram: spans over the buckets in
+/// use and the count of each as its difference from the one before.
+/// Prometheus numbers a bucket by its upper bound (bucket `i` ends at
+/// `2^(i/2^schema)`), OpenTelemetry by its lower one: one apart. An empty
+/// histogram keeps one empty span, so that it is still read as native.
+fn native_buckets(h: &ExponentialSnapshot) -> (Vec<(i32, u32)>, Vec<i64>) {
+    if h.counts.is_empty() {
+        return (vec![(0, 0)], Vec::new());
+    }
+    let mut spans: Vec<(i32, u32)> = Vec::new();
+    let mut deltas = Vec::with_capacity(h.counts.len());
+    let (mut previous, mut next_index, mut gap) = (0i64, h.offset + 1, 0);
+    for (k, &count) in h.counts.iter().enumerate() {
+        let index = h.offset + 1 + k as i32;
+        if count == 0 {
+            gap += 1;
+            continue;
+        }
+        match spans.last_mut() {
+            // Joined by a run of at most two empty buckets: cheaper to
+            // write them as zero deltas than to start a span.
+            Some(span) if gap <= 2 => {
+                span.1 += gap + 1;
+                for _ in 0..gap {
+                    deltas.push(-previous);
+                    previous = 0;
+                }
+            }
+            Some(_) => spans.push((index - next_index, 1)),
+            None => spans.push((index, 1)),
+        }
+        gap = 0;
+        next_index = index + 1;
+        deltas.push(count as i64 - previous);
+        previous = count as i64;
+    }
+    (spans, deltas)
+}
+
 enum Sample<'a> {
     Number(f64),
-    Histogram(&'static [f64], &'a HistogramSnapshot),
+    Histogram(&'a [f64], &'a HistogramSnapshot),
 }
 
 /// The family's points as Prometheus samples. Attributes without a
@@ -207,8 +329,9 @@ mod tests {
             ]
         };
         let help = |instrument: &crate::instruments::Instrument| instrument.help;
+        let text = |format| String::from_utf8(encode(families(), format)).unwrap();
         assert_eq!(
-            encode(families(), Format::Prometheus),
+            text(Format::Prometheus),
             format!(
                 "# HELP process_cpu_seconds_total {}\n# TYPE process_cpu_seconds_total counter\n\
                  process_cpu_seconds_total 1.5\n\
@@ -220,17 +343,48 @@ mod tests {
                 help(&i::PROCESS_THREADS)
             )
         );
-        let om = encode(families(), Format::OpenMetrics);
+        let om = text(Format::OpenMetrics);
         assert!(om.contains("# TYPE process_cpu_seconds counter\n"), "{om}");
         assert!(om.ends_with("# EOF\n"));
     }
 
     #[test]
-    fn negotiates_openmetrics_only_when_asked() {
+    fn negotiates_the_format_the_scraper_prefers() {
         let prometheus_2 = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
                             version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
         assert_eq!(Format::negotiate(Some(prometheus_2)), Format::OpenMetrics);
+        let native = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;\
+                      encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+        assert_eq!(Format::negotiate(Some(native)), Format::Protobuf);
+        let text_only = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;\
+                         encoding=delimited;q=0.1,text/plain;q=0.9";
+        assert_eq!(Format::negotiate(Some(text_only)), Format::Prometheus);
+        let other_proto = "application/vnd.google.protobuf;proto=other.Message;encoding=delimited";
+        assert_eq!(Format::negotiate(Some(other_proto)), Format::Prometheus);
         assert_eq!(Format::negotiate(Some("*/*")), Format::Prometheus);
+        assert_eq!(
+            Format::negotiate(Some("application/json")),
+            Format::Prometheus
+        );
         assert_eq!(Format::negotiate(None), Format::Prometheus);
+    }
+
+    #[test]
+    fn native_buckets_are_spans_of_deltas_numbered_by_upper_bound() {
+        let h = ExponentialSnapshot {
+            scale: 3,
+            zero: 0,
+            offset: -2,
+            counts: vec![2, 0, 3, 0, 0, 0, 1],
+        };
+        let (spans, deltas) = native_buckets(&h);
+        // Buckets -1 and +1 in Prometheus's numbering, one empty between
+        // them written as a zero delta; then three empty ones: a new span.
+        assert_eq!(spans, vec![(-1, 3), (3, 1)]);
+        assert_eq!(deltas, vec![2, -2, 3, -2]);
+        assert_eq!(
+            native_buckets(&ExponentialSnapshot::default()),
+            (vec![(0, 0)], vec![])
+        );
     }
 }

@@ -87,7 +87,8 @@ pub(crate) struct DriverMetrics {
 
 impl DriverMetrics {
     pub(crate) fn new() -> Self {
-        let bounds = Bounds::new(&DB_DURATION_BOUNDS_SECONDS, 1e-9);
+        let bounds = Bounds::new(&DB_DURATION_BOUNDS_SECONDS, 1e-9)
+            .expect("the semantic conventions' bounds are valid");
         Self {
             operations: SeriesSet::new(MAX_OPERATION_SERIES),
             overflow: AtomicHistogram::new(&bounds),

@@ -22,7 +22,7 @@ impl MongoWatch {
         let Some(driver) = &self.driver else {
             return families;
         };
-        let bounds = driver.bounds.exported;
+        let bounds = driver.bounds.exported();
         let text = |s: &str| Value::Str(Cow::Owned(s.to_owned()));
         let mongodb = (&db::DB_SYSTEM_NAME, Value::Str(Cow::Borrowed("mongodb")));
         let operations = driver.operations().into_iter().fold(

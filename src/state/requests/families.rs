@@ -2,6 +2,7 @@
 //! per label set, and the requests in flight per method.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::{RequestStore, SeriesLabels, SeriesSnapshot};
 use crate::instruments::{self as i, Instrument};
@@ -15,20 +16,21 @@ impl RequestStore {
     pub(crate) fn families(&self) -> Vec<Family> {
         let series = self.snapshot();
         let attributes: Vec<Attributes> = series.iter().map(|s| attributes(&s.labels)).collect();
-        let histograms: [(&'static Instrument, &'static [f64], Pick); 3] = [
+        let bounds = &self.bounds;
+        let histograms: [(&'static Instrument, &Arc<[f64]>, Pick); 3] = [
             (
                 &i::HTTP_SERVER_REQUEST_DURATION,
-                self.duration_bounds.exported,
+                bounds.duration.exported(),
                 |s| &s.duration,
             ),
             (
                 &i::HTTP_SERVER_REQUEST_BODY_SIZE,
-                self.size_bounds.exported,
+                bounds.request_size.exported(),
                 |s| &s.request_size,
             ),
             (
                 &i::HTTP_SERVER_RESPONSE_BODY_SIZE,
-                self.size_bounds.exported,
+                bounds.response_size.exported(),
                 |s| &s.response_size,
             ),
         ];

@@ -20,6 +20,35 @@ pub(crate) use summary::RequestSummary;
 
 use crate::instruments::{BODY_SIZE_BOUNDS_BYTES, DURATION_BOUNDS_SECONDS};
 use crate::state::histogram::{AtomicHistogram, Bounds, HistogramSnapshot};
+
+/// The classic bounds of the three histograms of a label set.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestBounds {
+    pub(crate) duration: Bounds,
+    pub(crate) request_size: Bounds,
+    pub(crate) response_size: Bounds,
+}
+
+impl RequestBounds {
+    /// Nanoseconds are recorded and seconds exported; bytes are both.
+    pub(crate) const DURATION_UNIT: f64 = 1e-9;
+    pub(crate) const SIZE_UNIT: f64 = 1.0;
+}
+
+impl Default for RequestBounds {
+    /// The semantic conventions' bounds for durations, powers of four for
+    /// sizes.
+    fn default() -> Self {
+        let duration = Bounds::new(&DURATION_BOUNDS_SECONDS, Self::DURATION_UNIT);
+        let size = Bounds::new(&BODY_SIZE_BOUNDS_BYTES, Self::SIZE_UNIT);
+        let size = size.expect("the default size bounds are valid");
+        Self {
+            duration: duration.expect("the default duration bounds are valid"),
+            request_size: size.clone(),
+            response_size: size,
+        }
+    }
+}
 use crate::state::series::SeriesSet;
 
 /// Longest error message kept in the recent-errors list, in bytes.
@@ -83,8 +112,7 @@ pub(crate) struct RecentError {
 /// The request metrics of one [`ServerWatch`](crate::ServerWatch).
 #[derive(Debug)]
 pub(crate) struct RequestStore {
-    duration_bounds: Bounds,
-    size_bounds: Bounds,
+    bounds: RequestBounds,
     series: SeriesSet<SeriesKey, Series>,
     /// Past the cap: one series per error kept, from a closed set.
     overflow: SeriesSet<OverflowKey, Series>,
@@ -94,14 +122,15 @@ pub(crate) struct RequestStore {
 }
 
 impl RequestStore {
-    pub(crate) fn new(max_series: usize, recent_errors_capacity: usize) -> Self {
-        let duration_bounds = Bounds::new(&DURATION_BOUNDS_SECONDS, 1e-9);
-        let size_bounds = Bounds::new(&BODY_SIZE_BOUNDS_BYTES, 1.0);
+    pub(crate) fn new(
+        max_series: usize,
+        recent_errors_capacity: usize,
+        bounds: RequestBounds,
+    ) -> Self {
         Self {
             series: SeriesSet::new(max_series),
             overflow: SeriesSet::new(OverflowKey::MAX),
-            duration_bounds,
-            size_bounds,
+            bounds,
             active: Default::default(),
             recent_errors: Mutex::new(VecDeque::with_capacity(recent_errors_capacity)),
             recent_errors_capacity,
@@ -120,7 +149,7 @@ impl RequestStore {
 
     /// Records a finished request.
     pub(crate) fn record(&self, observation: &Observation<'_>) {
-        let make = || Series::new(&self.duration_bounds, &self.size_bounds);
+        let make = || Series::new(&self.bounds);
         let record = |series: &Series| series.record(self, observation);
         if !self.series.with(&observation.key, make, record) {
             self.overflow
@@ -190,29 +219,29 @@ impl RequestStore {
 }
 
 impl Series {
-    fn new(duration: &Bounds, size: &Bounds) -> Self {
+    fn new(bounds: &RequestBounds) -> Self {
         Self {
-            duration: AtomicHistogram::new(duration),
-            request_size: AtomicHistogram::new(size),
-            response_size: AtomicHistogram::new(size),
+            duration: AtomicHistogram::new(&bounds.duration),
+            request_size: AtomicHistogram::new(&bounds.request_size),
+            response_size: AtomicHistogram::new(&bounds.response_size),
         }
     }
 
     fn record(&self, store: &RequestStore, o: &Observation<'_>) {
-        self.duration
-            .record(&store.duration_bounds, o.duration_nanos);
+        let bounds = &store.bounds;
+        self.duration.record(&bounds.duration, o.duration_nanos);
         self.request_size
-            .record(&store.size_bounds, o.request_bytes);
+            .record(&bounds.request_size, o.request_bytes);
         self.response_size
-            .record(&store.size_bounds, o.response_bytes);
+            .record(&bounds.response_size, o.response_bytes);
     }
 
     fn snapshot(&self, store: &RequestStore, labels: SeriesLabels) -> SeriesSnapshot {
         SeriesSnapshot {
             labels,
-            duration: self.duration.snapshot(&store.duration_bounds),
-            request_size: self.request_size.snapshot(&store.size_bounds),
-            response_size: self.response_size.snapshot(&store.size_bounds),
+            duration: self.duration.snapshot(&store.bounds.duration),
+            request_size: self.request_size.snapshot(&store.bounds.request_size),
+            response_size: self.response_size.snapshot(&store.bounds.response_size),
         }
     }
 }
@@ -250,7 +279,7 @@ pub(crate) mod tests {
 
     #[test]
     fn label_sets_past_the_cap_go_to_the_overflow_and_keep_their_errors() {
-        let store = RequestStore::new(2, 10);
+        let store = RequestStore::new(2, 10, RequestBounds::default());
         for route in ["/a", "/b", "/c", "/d", "/a"] {
             store.record(&observation(route, 200, 1));
         }
@@ -268,7 +297,7 @@ pub(crate) mod tests {
 
     #[test]
     fn recent_errors_are_bounded_and_newest_first() {
-        let store = RequestStore::new(100, 3);
+        let store = RequestStore::new(100, 3, RequestBounds::default());
         for status in 500..505 {
             store.record(&observation("/x", status, 1));
         }

@@ -21,8 +21,6 @@ pub(crate) struct RequestSummary {
     pub(crate) routes: BTreeMap<String, Totals>,
     /// Newest first.
     pub(crate) recent_errors: Vec<RecentError>,
-    /// The bounds of every duration histogram here.
-    pub(crate) duration_bounds: &'static [f64],
 }
 
 impl RequestStore {
@@ -55,7 +53,6 @@ impl RequestStore {
             s.routes.entry(route).or_default().add(d, failed);
         }
         s.recent_errors = self.recent_errors();
-        s.duration_bounds = self.duration_bounds.exported;
         s
     }
 }
@@ -67,7 +64,7 @@ mod tests {
 
     #[test]
     fn errors_count_per_route_and_past_the_cap() {
-        let store = RequestStore::new(2, 10);
+        let store = RequestStore::new(2, 10, super::super::RequestBounds::default());
         store.record(&observation("/a", 200, 1));
         store.record(&observation("/a", 500, 3));
         store.record(&observation("/b", 503, 1));

@@ -115,7 +115,6 @@ fn difference(
 ) -> Sample {
     let interval = now.all.duration.minus(&before.all.duration);
     let errors = now.all.errors.saturating_sub(before.all.errors);
-    let bounds = now.duration_bounds;
     let requests = |t: Option<&Totals>| t.map_or(0, Totals::requests);
     Sample {
         time: at
@@ -123,9 +122,9 @@ fn difference(
             .map_or(0, |d| d.as_millis() as u64),
         request_rate: interval.count as f64 / seconds,
         error_rate: crate::state::reading::percent(errors, interval.count),
-        p50: interval.quantile(bounds, 0.50),
-        p95: interval.quantile(bounds, 0.95),
-        p99: interval.quantile(bounds, 0.99),
+        p50: interval.quantile(0.50),
+        p95: interval.quantile(0.95),
+        p99: interval.quantile(0.99),
         rss_bytes,
         routes: now
             .routes

@@ -35,6 +35,8 @@ pub(crate) struct OtlpSettings {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) interval: Option<Duration>,
+    /// Histograms as base-2 exponential ones.
+    pub(crate) exponential_histograms: Option<bool>,
 }
 
 /// Settings after the environment was read and everything was checked.
@@ -48,6 +50,8 @@ pub(crate) struct OtlpConfig {
     pub(crate) interval: Duration,
     /// `OTEL_RESOURCE_ATTRIBUTES`, decoded.
     pub(crate) resource_attributes: Vec<(String, String)>,
+    /// Histograms as base-2 exponential ones, not explicit-bucket ones.
+    pub(crate) exponential_histograms: bool,
 }
 
 const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
@@ -61,6 +65,7 @@ const METRICS_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT";
 const INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
 const EXPORTER: &str = "OTEL_METRICS_EXPORTER";
 const RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
+const HISTOGRAM_AGGREGATION: &str = "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION";
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -152,6 +157,25 @@ impl OtlpSettings {
             Some(list) => parse_pairs(RESOURCE_ATTRIBUTES, &list)?,
             None => Vec::new(),
         };
+        let exponential_histograms = match self.exponential_histograms {
+            Some(exponential) => exponential,
+            None => match var(HISTOGRAM_AGGREGATION) {
+                None => false,
+                Some(value) => match value.trim().to_ascii_lowercase().as_str() {
+                    "explicit_bucket_histogram" => false,
+                    "base2_exponential_bucket_histogram" => true,
+                    other => {
+                        return Err(error(
+                            HISTOGRAM_AGGREGATION,
+                            format!(
+                                "unknown aggregation {other:?}: use \"explicit_bucket_histogram\" \
+                                 or \"base2_exponential_bucket_histogram\""
+                            ),
+                        ));
+                    }
+                },
+            },
+        };
         Ok(Some(OtlpConfig {
             endpoint,
             protocol,
@@ -159,6 +183,7 @@ impl OtlpSettings {
             timeout,
             interval,
             resource_attributes,
+            exponential_histograms,
         }))
     }
 }
@@ -338,6 +363,25 @@ mod tests {
     }
 
     #[test]
+    fn histograms_are_explicit_unless_exponential_ones_are_asked_for() {
+        let base = [(ENDPOINT, "http://c:4318")];
+        let c = resolve(&OtlpSettings::default(), &base).unwrap().unwrap();
+        assert!(!c.exponential_histograms);
+        let vars = [
+            base[0],
+            (HISTOGRAM_AGGREGATION, "Base2_Exponential_Bucket_Histogram"),
+        ];
+        let c = resolve(&OtlpSettings::default(), &vars).unwrap().unwrap();
+        assert!(c.exponential_histograms);
+        let settings = OtlpSettings {
+            exponential_histograms: Some(false),
+            ..OtlpSettings::default()
+        };
+        let c = resolve(&settings, &vars).unwrap().unwrap();
+        assert!(!c.exponential_histograms, "the builder wins");
+    }
+
+    #[test]
     fn builder_methods_override_the_environment() {
         let settings = OtlpSettings {
             endpoint: Some("http://mine:4318".into()),
@@ -357,7 +401,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        let cases: [(&[(&str, &str)], &str); 8] = [
+        let cases: [(&[(&str, &str)], &str); 9] = [
             (&[(ENDPOINT, "::not a url::")], ENDPOINT),
             (&[(METRICS_ENDPOINT, "ftp://c:21")], METRICS_ENDPOINT),
             (
@@ -374,6 +418,10 @@ mod tests {
             (
                 &[(ENDPOINT, "http://c"), (RESOURCE_ATTRIBUTES, "a=%zz")],
                 RESOURCE_ATTRIBUTES,
+            ),
+            (
+                &[(ENDPOINT, "http://c"), (HISTOGRAM_AGGREGATION, "sketch")],
+                HISTOGRAM_AGGREGATION,
             ),
         ];
         for (vars, setting) in cases {

@@ -1,24 +1,31 @@
 //! Instrument points to an OTLP `ExportMetricsServiceRequest`, with the
 //! OpenTelemetry names, units and attribute types, cumulative temporality.
+//! Histograms go as explicit-bucket histograms (the classic bounds), or as
+//! base-2 exponential histograms when the exporter is asked to.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
-    ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
+    AggregationTemporality, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram,
+    HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    exponential_histogram_data_point, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use crate::instruments::Kind;
+use crate::state::exponential::MAX_EXPORTED_BUCKETS;
 use crate::state::reading::{Family, Point, PointValue, Value};
 
-/// The resource and the start of the cumulative series, fixed per exporter.
+/// What is fixed per exporter: the resource, the start of the cumulative
+/// series, and how histograms are sent.
 #[derive(Debug, Clone)]
 pub(crate) struct Origin {
     pub(crate) resource: Vec<(String, String)>,
     pub(crate) start: SystemTime,
+    /// Base-2 exponential histograms instead of explicit-bucket ones.
+    pub(crate) exponential: bool,
 }
 
 pub(crate) fn request(
@@ -44,7 +51,10 @@ pub(crate) fn request(
                     version: env!("CARGO_PKG_VERSION").into(),
                     ..InstrumentationScope::default()
                 }),
-                metrics: families.iter().map(|f| metric(f, times)).collect(),
+                metrics: families
+                    .iter()
+                    .map(|f| metric(f, times, origin.exponential))
+                    .collect(),
                 ..ScopeMetrics::default()
             }],
             ..ResourceMetrics::default()
@@ -52,7 +62,7 @@ pub(crate) fn request(
     }
 }
 
-fn metric(family: &Family, times: (u64, u64)) -> Metric {
+fn metric(family: &Family, times: (u64, u64), exponential: bool) -> Metric {
     let i = family.instrument;
     let numbers = || {
         family
@@ -71,6 +81,16 @@ fn metric(family: &Family, times: (u64, u64)) -> Metric {
         Kind::Gauge | Kind::Info => metric::Data::Gauge(Gauge {
             data_points: numbers(),
         }),
+        Kind::Histogram if exponential => {
+            metric::Data::ExponentialHistogram(ExponentialHistogram {
+                data_points: family
+                    .points
+                    .iter()
+                    .filter_map(|p| exponential_point(p, times))
+                    .collect(),
+                aggregation_temporality: cumulative,
+            })
+        }
         Kind::Histogram => metric::Data::Histogram(Histogram {
             data_points: family
                 .points
@@ -127,11 +147,40 @@ fn histogram_point(point: &Point, (start, now): (u64, u64)) -> Option<HistogramD
         time_unix_nano: now,
         count: data.count,
         sum: Some(data.sum),
-        max: (data.count > 0).then_some(data.max),
+        min: data.min,
+        max: data.max,
         // Per bucket, not cumulative, the +Inf bucket last: as OTLP wants.
         bucket_counts: data.buckets.clone(),
         explicit_bounds: bounds.to_vec(),
         ..HistogramDataPoint::default()
+    })
+}
+
+fn exponential_point(
+    point: &Point,
+    (start, now): (u64, u64),
+) -> Option<ExponentialHistogramDataPoint> {
+    let PointValue::Histogram { data, .. } = &point.value else {
+        return None;
+    };
+    let exponential = data.exponential.fitted(MAX_EXPORTED_BUCKETS);
+    Some(ExponentialHistogramDataPoint {
+        attributes: attributes(point),
+        start_time_unix_nano: start,
+        time_unix_nano: now,
+        // Its own total: the classic count may be ahead by a recording
+        // that was in flight when the buckets were read.
+        count: exponential.count(),
+        sum: Some(data.sum),
+        scale: exponential.scale,
+        zero_count: exponential.zero,
+        positive: Some(exponential_histogram_data_point::Buckets {
+            offset: exponential.offset,
+            bucket_counts: exponential.counts,
+        }),
+        min: data.min,
+        max: data.max,
+        ..ExponentialHistogramDataPoint::default()
     })
 }
 

@@ -38,6 +38,7 @@ impl OtlpExporter {
         let origin = Origin {
             resource: resource(&state, &config),
             start: SystemTime::now(),
+            exponential: config.exponential_histograms,
         };
         let (commands, receiver) = mpsc::unbounded_channel();
         std::thread::Builder::new()
