@@ -37,10 +37,11 @@ const CHUNK: usize = 32;
 /// Chunks per histogram: enough for every positive `u64` in base units,
 /// whether the unit is a nanosecond exported in seconds or a byte.
 const CHUNKS: usize = 33;
-/// The memory of one histogram with every chunk allocated, in bytes.
-#[cfg_attr(not(test), allow(dead_code, reason = "documents the bound; tested"))]
+/// The memory of one histogram with every chunk allocated, in bytes (and
+/// the allocator's header of each chunk).
 pub(crate) const MAX_BYTES: usize =
     std::mem::size_of::<AtomicExponential>() + CHUNKS * std::mem::size_of::<Chunk>();
+const _: () = assert!(MAX_BYTES <= 9 * 1024, "the documented bound");
 
 /// `floor((2^(k/16) - 1) · 2^52)` for k = 1..=15: where the `f64` mantissa
 /// crosses the bucket boundaries inside one doubling. (Exact integers: the
@@ -383,7 +384,6 @@ mod tests {
 
     #[test]
     fn memory_is_bounded() {
-        assert!(MAX_BYTES <= 9 * 1024, "{MAX_BYTES}");
         for unit in [1e-9, 1.0] {
             let layout = Layout::new(unit);
             assert!(layout.slot(u64::MAX) < CHUNK * CHUNKS);
