@@ -403,6 +403,8 @@ pub type Prometheus = Server<PrometheusServer>;
 #[derive(Debug)]
 pub struct PrometheusServer {
     client: reqwest::Client,
+    /// `--enable-feature` values.
+    features: Vec<String>,
 }
 
 /// The configuration file, in the server's scratch directory.
@@ -421,6 +423,9 @@ impl ServerKind for PrometheusServer {
                 run.dir.join("tsdb").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{}", run.ports[0]));
+        for feature in &self.features {
+            command.arg(format!("--enable-feature={feature}"));
+        }
         command
     }
 
@@ -439,26 +444,38 @@ impl Prometheus {
     /// Starts Prometheus scraping `target` under job `job` every second and
     /// waits until it is ready.
     pub async fn start(job: &str, target: SocketAddr) -> Self {
-        Self::start_with_config(|_dir| {
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
-                 scrape_configs:\n  - job_name: {job}\n    static_configs:\n      \
-                 - targets: ['{target}']\n"
-            )
-        })
-        .await
+        Self::start_with_features(job, target, &[]).await
+    }
+
+    /// [`Prometheus::start`], with `--enable-feature` for each of
+    /// `features` (such as `native-histograms`).
+    pub async fn start_with_features(job: &str, target: SocketAddr, features: &[&str]) -> Self {
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+             scrape_configs:\n  - job_name: {job}\n    static_configs:\n      \
+             - targets: ['{target}']\n"
+        );
+        Self::launch_with(|_dir| config, features).await
     }
 
     /// Starts Prometheus with the configuration `config` returns (given the
     /// directory the server gets, for any file it wants there) and waits
     /// until it is ready.
     pub async fn start_with_config(config: impl FnOnce(&std::path::Path) -> String) -> Self {
+        Self::launch_with(config, &[]).await
+    }
+
+    async fn launch_with(
+        config: impl FnOnce(&std::path::Path) -> String,
+        features: &[&str],
+    ) -> Self {
         require_tool("prometheus", &["--version"]);
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap();
-        let mut prometheus = Server::new(PrometheusServer { client });
+        let features = features.iter().map(|f| f.to_string()).collect();
+        let mut prometheus = Server::new(PrometheusServer { client, features });
         let home = prometheus.home();
         std::fs::write(home.join(CONFIG), config(home)).unwrap();
         prometheus.launch(1).await;

@@ -359,13 +359,27 @@ pub struct DataPoint {
     pub count: Option<u64>,
     pub sum: Option<f64>,
     pub bounds: Vec<f64>,
-    /// Per bucket (not cumulative), the +Inf bucket last.
+    /// Per bucket (not cumulative), the +Inf bucket last; for an
+    /// exponential histogram, its positive buckets.
     pub bucket_counts: Vec<u64>,
+    /// Exponential histogram points: their zero bucket, and their
+    /// positive buckets as `(lower, upper, count)`.
+    pub zero_count: Option<u64>,
+    pub exponential_buckets: Vec<(f64, f64, u64)>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
 }
 
 impl DataPoint {
     pub fn attr(&self, key: &str) -> Option<&AttrValue> {
         self.attributes.get(key)
+    }
+
+    /// The scale of an exponential histogram point, from the width of its
+    /// first bucket (`upper / lower = 2^(2^-scale)`).
+    pub fn scale(&self) -> Option<i32> {
+        let &(lower, upper, _) = self.exponential_buckets.first()?;
+        Some(-(upper / lower).log2().log2().round() as i32)
     }
 }
 
@@ -473,6 +487,20 @@ fn point_line(point: &mut DataPoint, line: &str) {
         "Value" => point.value = float(),
         "Count" => point.count = int(),
         "Sum" => point.sum = float(),
+        "Min" => point.min = float(),
+        "Max" => point.max = float(),
+        // `Bucket [0, 0], Count: 4`: the zero bucket.
+        "Bucket [0, 0], Count" => point.zero_count = int(),
+        // `Bucket (0.0001, 0.00011], Count: 7`: a positive bucket.
+        _ if key.starts_with("Bucket (") && key.ends_with("], Count") => {
+            let range = &key["Bucket (".len()..key.len() - "], Count".len()];
+            let bounds = range
+                .split_once(", ")
+                .and_then(|(lo, hi)| Some((lo.parse().ok()?, hi.parse().ok()?)));
+            if let (Some((lower, upper)), Some(count)) = (bounds, int()) {
+                point.exponential_buckets.push((lower, upper, count));
+            }
+        }
         _ if key.starts_with("ExplicitBounds #") => {
             if let Some(bound) = float() {
                 point.bounds.push(bound);
