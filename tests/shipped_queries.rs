@@ -13,6 +13,11 @@
 //! `promtool test rules` (tests/compose_stack.rs) proves each alert fires
 //! and stays quiet on synthetic series.
 //!
+//! It runs twice: against a Prometheus that stores the classic `_count`,
+//! `_sum` and `_bucket` series, and against one with native histograms on,
+//! which stores each histogram as one native series and nothing else.
+//! Every query must answer in both.
+//!
 //! The first test checks the board's structure, without any server.
 
 #[path = "support/mongo.rs"]
@@ -510,8 +515,39 @@ fn send_traffic(addr: SocketAddr, stop: Arc<AtomicBool>) -> tokio::task::JoinHan
 // ---------------------------------------------------------------------------
 // The decisive test
 
+/// The recording rules that read one form of the histograms only: each has
+/// series in that form and none in the other.
+const ONE_FORM_ONLY: [(&str, Form); 2] = [
+    (
+        "job_instance_route:http_server_request_duration_seconds:rate1m",
+        Form::Native,
+    ),
+    (
+        "job_instance_route_le:http_server_request_duration_seconds_bucket:rate1m",
+        Form::Classic,
+    ),
+];
+
+/// How the Prometheus of a run stores histograms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// `_count`, `_sum` and `_bucket` series.
+    Classic,
+    /// One native histogram series (`--enable-feature=native-histograms`).
+    Native,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_shipped_query_returns_series_from_a_real_prometheus() {
+    every_shipped_query_returns_series(Form::Classic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shipped_query_returns_series_from_a_prometheus_with_native_histograms() {
+    every_shipped_query_returns_series(Form::Native).await;
+}
+
+async fn every_shipped_query_returns_series(form: Form) {
     let started = Instant::now();
     quiet_intended_panics();
     let nx = mongo::Nx::start().await;
@@ -538,18 +574,25 @@ async fn every_shipped_query_returns_series_from_a_real_prometheus() {
     // Scrapes and rule evaluations every second, the shipped rule files
     // loaded where they are.
     let files = rule_files();
-    let prom = Prometheus::start_with_config(|_dir| {
-        let rule_files: String = files
-            .iter()
-            .map(|f| format!("  - '{}'\n", f.display()))
-            .collect();
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+    let features: &[&str] = match form {
+        Form::Classic => &[],
+        Form::Native => &["native-histograms"],
+    };
+    let prom = Prometheus::launch_with(
+        |_dir| {
+            let rule_files: String = files
+                .iter()
+                .map(|f| format!("  - '{}'\n", f.display()))
+                .collect();
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
              rule_files:\n{rule_files}\
              scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n      \
              - targets: ['{addr}']\n"
-        )
-    })
+            )
+        },
+        features,
+    )
     .await;
 
     // The rules loaded, and each evaluated without error.
@@ -614,6 +657,12 @@ async fn every_shipped_query_returns_series_from_a_real_prometheus() {
             }
         }
         for rule in &all_rules {
+            let other_form = ONE_FORM_ONLY
+                .iter()
+                .any(|(name, only)| *name == rule.name && *only != form);
+            if other_form {
+                continue;
+            }
             // A healthy service leaves an alert empty: its signal is what
             // must have series.
             let (what, expr) = if rule.alert {
@@ -696,7 +745,7 @@ async fn every_shipped_query_returns_series_from_a_real_prometheus() {
     traffic.await.unwrap();
     drop(nx);
     eprintln!(
-        "{} board queries (x{}) and {} rules checked in {:?}",
+        "{form:?} histograms: {} board queries (x{}) and {} rules checked in {:?}",
         queries.len(),
         selections.len(),
         all_rules.len(),

@@ -465,7 +465,9 @@ impl Prometheus {
         Self::launch_with(config, &[]).await
     }
 
-    async fn launch_with(
+    /// [`Prometheus::start_with_config`], with `--enable-feature` for each
+    /// of `features`.
+    pub async fn launch_with(
         config: impl FnOnce(&std::path::Path) -> String,
         features: &[&str],
     ) -> Self {
