@@ -124,7 +124,7 @@ async fn a_custom_fallback_is_recorded_as_unmatched() {
 
 #[tokio::test]
 async fn a_panicking_handler_is_answered_500_counted_and_listed() {
-    let watch = ServerWatch::builder().build().unwrap();
+    let watch = ServerWatch::builder().panic_messages(true).build().unwrap();
     let app = serve_sample(&watch).await;
     let response = app.get("/panic").await;
     assert_eq!(response.status(), 500);

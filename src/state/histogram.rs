@@ -1,9 +1,10 @@
 //! A lock-free, fixed-bucket histogram of integer observations.
 //!
 //! Observations are whole base units (nanoseconds, bytes), so the sum is exact
-//! and recording is two relaxed atomic additions and an atomic maximum: no
-//! lock, no allocation, no floating-point compare-and-swap loop. Readers
-//! scale to the exported unit.
+//! (and saturates rather than wrap) and recording is a relaxed atomic
+//! addition, an integer update and an atomic maximum: no lock, no
+//! allocation, no floating-point compare-and-swap loop. Readers scale to the
+//! exported unit.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -62,7 +63,13 @@ impl AtomicHistogram {
 
     pub(crate) fn record(&self, bounds: &Bounds, value: u64) {
         self.buckets[bounds.bucket(value)].fetch_add(1, Ordering::Relaxed);
-        self.sum.fetch_add(value, Ordering::Relaxed);
+        // Saturates: a sum that wrapped would fall, which Prometheus reads
+        // as a counter reset. Uncontended, the update is one exchange.
+        let _ = self
+            .sum
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |sum| {
+                Some(sum.saturating_add(value))
+            });
         self.max.fetch_max(value, Ordering::Relaxed);
     }
 
@@ -201,6 +208,18 @@ mod tests {
     use super::*;
 
     const SECONDS: [f64; 3] = [0.01, 0.1, 1.0];
+
+    #[test]
+    fn the_sum_saturates_and_never_falls() {
+        let bounds = Bounds::new(&[1.0], 1.0);
+        let h = AtomicHistogram::new(&bounds);
+        h.record(&bounds, u64::MAX - 5);
+        h.record(&bounds, 10);
+        h.record(&bounds, 1);
+        let s = h.snapshot(&bounds);
+        assert_eq!(s.count, 3);
+        assert_eq!(s.sum, u64::MAX as f64);
+    }
 
     #[test]
     fn values_land_in_inclusive_upper_bounds() {

@@ -85,7 +85,7 @@ impl History {
         if let Some((then, before)) = previous.as_ref() {
             let seconds = now.duration_since(*then).unwrap_or_default().as_secs_f64();
             if seconds > 0.0 {
-                let rss_bytes = state.system().process.resident_bytes;
+                let rss_bytes = state.system_now().process.resident_bytes;
                 let sample = difference(before, &summary, seconds, now, rss_bytes);
                 let mut samples = self.samples.lock();
                 if samples.len() == CAPACITY {

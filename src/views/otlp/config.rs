@@ -28,7 +28,7 @@ pub enum OtlpProtocol {
 }
 
 /// What the builder methods set; `None` leaves the environment's say.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct OtlpSettings {
     pub(crate) endpoint: Option<String>,
     pub(crate) protocol: Option<OtlpProtocol>,
@@ -38,7 +38,7 @@ pub(crate) struct OtlpSettings {
 }
 
 /// Settings after the environment was read and everything was checked.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct OtlpConfig {
     /// The URL requests go to: `…/v1/metrics` for HTTP, the server for gRPC.
     pub(crate) endpoint: Uri,
@@ -48,6 +48,41 @@ pub(crate) struct OtlpConfig {
     pub(crate) interval: Duration,
     /// `OTEL_RESOURCE_ATTRIBUTES`, decoded.
     pub(crate) resource_attributes: Vec<(String, String)>,
+}
+
+/// Header values are credentials (API keys): `Debug` shows their names only.
+fn redacted<'a, N: std::fmt::Debug + 'a, V: 'a>(
+    headers: impl IntoIterator<Item = &'a (N, V)>,
+) -> Vec<(&'a N, &'static str)> {
+    headers
+        .into_iter()
+        .map(|(n, _)| (n, "<redacted>"))
+        .collect()
+}
+
+impl std::fmt::Debug for OtlpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpSettings")
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field("headers", &redacted(&self.headers))
+            .field("timeout", &self.timeout)
+            .field("interval", &self.interval)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for OtlpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpConfig")
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field("headers", &redacted(&self.headers))
+            .field("timeout", &self.timeout)
+            .field("interval", &self.interval)
+            .field("resource_attributes", &self.resource_attributes)
+            .finish()
+    }
 }
 
 const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
