@@ -189,18 +189,13 @@ impl RequestStore {
     /// Copies every series, sorted by labels; the overflow series come last,
     /// once they have been used.
     fn snapshot(&self) -> Vec<SeriesSnapshot> {
-        let mut out: Vec<SeriesSnapshot> = self
+        let mut out = self
             .series
-            .entries()
-            .into_iter()
-            .map(|(key, series)| series.snapshot(self, SeriesLabels::Series(key)))
-            .chain(
-                self.overflow
-                    .entries()
-                    .into_iter()
-                    .map(|(key, series)| series.snapshot(self, SeriesLabels::Overflow(key))),
-            )
-            .collect();
+            .collect(|key, series| series.snapshot(self, SeriesLabels::Series(key.clone())));
+        out.extend(
+            self.overflow
+                .collect(|key, series| series.snapshot(self, SeriesLabels::Overflow(*key))),
+        );
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
     }
