@@ -279,15 +279,7 @@ async fn debug_output_shows_no_token_and_no_otlp_header_value() {
 #[tokio::test]
 async fn errors_past_the_cardinality_cap_keep_their_error_type() {
     let watch = ServerWatch::builder().max_series(2).build().unwrap();
-    let routes = Router::new().route(
-        "/status/{code}",
-        get(
-            |axum::extract::Path(code): axum::extract::Path<u16>| async move {
-                http::StatusCode::from_u16(code).unwrap()
-            },
-        ),
-    );
-    let app = TestApp::serve(watch.instrument(routes)).await;
+    let app = TestApp::serve(watch.instrument(support::status_routes())).await;
     // Two label sets fill the cap; the rest overflow.
     for code in [200, 201, 503, 503, 502, 200, 404] {
         assert_eq!(app.status(&format!("/status/{code}")).await, code);
