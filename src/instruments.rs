@@ -151,7 +151,7 @@ pub(crate) const HTTP_SERVER_REQUEST_DURATION: Instrument = Instrument {
     otel_name: metric::HTTP_SERVER_REQUEST_DURATION,
     prometheus_name: "http_server_request_duration",
     unit: MetricUnit::Seconds,
-    help: "Duration of HTTP server requests, until the response was ready (for a streamed body: until it was sent).",
+    help: "Duration of HTTP server requests, until the response was ready (for a streamed body: until it was sent; for an aborted request: until it ended).",
     kind: Kind::Histogram,
 };
 pub(crate) const HTTP_SERVER_ACTIVE_REQUESTS: Instrument = Instrument {
