@@ -40,7 +40,8 @@ pub(super) type Counter = Arc<AtomicU64>;
 /// (a GET's), which then costs nothing. A declared length is never trusted:
 /// only the bytes read count.
 pub(super) fn request_counter(body: &impl http_body::Body) -> Option<Counter> {
-    if body.is_end_stream() || body.size_hint().exact() == Some(0) {
+    // The size hint first: for axum's empty body it settles it in one call.
+    if body.size_hint().exact() == Some(0) || body.is_end_stream() {
         None
     } else {
         Some(Arc::new(AtomicU64::new(0)))
