@@ -353,16 +353,8 @@ async fn refused_tokens_are_counted() {
         }
         assert_eq!(request.send().await.unwrap().status(), 401, "{path}");
     }
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth("t0k")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.client.get(app.url("/metrics")).bearer_auth("t0k");
+    let text = metrics.send().await.unwrap().text().await.unwrap();
     assert_eq!(
         sample(&text, "serverwatch_unauthorized_requests_total", &[]),
         Some(4.0),
