@@ -462,7 +462,7 @@
       const item = make('li', 'error-item');
       const head = make('div', 'error-head');
       head.append(
-        make('span', 'error-status', e.status === undefined ? 'error' : e.status),
+        make('span', 'error-status', e.status === undefined ? e.error_type || 'error' : e.status),
         make('span', 'error-endpoint', e.endpoint),
         make('time', 'error-time', e.timestamp),
       );

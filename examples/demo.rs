@@ -20,7 +20,8 @@
 //!
 //! With `OTEL_EXPORTER_OTLP_ENDPOINT` set (and the other standard `OTEL_*`
 //! variables, if you like) it also pushes its metrics over OTLP, and sends a
-//! last export when stopped with Ctrl-C or SIGTERM.
+//! last export when stopped with Ctrl-C or SIGTERM. It is named
+//! `serverwatch-demo` unless `OTEL_SERVICE_NAME` names it otherwise.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -162,9 +163,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
-    let mut builder = ServerWatch::builder()
-        .service_name("serverwatch-demo")
-        .service_version(env!("CARGO_PKG_VERSION"));
+    let mut builder = ServerWatch::builder().service_version(env!("CARGO_PKG_VERSION"));
+    // A name set in code wins over OTEL_SERVICE_NAME: set one only when the
+    // environment does not name the service.
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        builder = builder.service_name("serverwatch-demo");
+    }
     if let Some(token) = &args.token {
         builder = builder.bearer_token(token);
     }

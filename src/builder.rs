@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::ServerWatch;
-use crate::config::{Config, Env};
+use crate::config::{BearerToken, Config, Env};
 use crate::error::BuildError;
 #[cfg(feature = "mongodb")]
 use crate::integrations::mongo::MongoSettings;
@@ -93,7 +93,24 @@ impl Builder {
     /// let builder = serverwatch::ServerWatch::builder().bearer_token(token);
     /// ```
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
-        self.config.bearer_token = Some(token.into());
+        self.config.bearer_token = Some(BearerToken(token.into()));
+        self
+    }
+
+    /// Whether the recent errors of `/health` and the dashboard show the
+    /// message a handler panicked with. Such messages often hold request
+    /// data, so by default they are shown only when a
+    /// [`bearer_token`](Self::bearer_token) protects those routes; otherwise
+    /// the entry says that the handler panicked, and where to look is the
+    /// service's own log (serverwatch installs no panic hook, which would
+    /// be process-wide, so it knows no location).
+    ///
+    /// ```
+    /// // A service on a private network, whose panics carry no secrets:
+    /// let builder = serverwatch::ServerWatch::builder().panic_messages(true);
+    /// ```
+    pub fn panic_messages(mut self, show: bool) -> Self {
+        self.config.panic_messages = Some(show);
         self
     }
 
@@ -329,6 +346,7 @@ impl Builder {
             config.max_series,
             config.recent_errors,
             config.bounds,
+            config.panic_messages,
         ));
         let state = Arc::new(State::new(
             config.service,

@@ -16,6 +16,17 @@ const RECENT_ERRORS_LIMIT: usize = 1_000;
 /// `build()`, a table in the tests.
 pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+/// The bearer token: its `Debug` never shows it, so that no log of a
+/// settings struct leaks it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct BearerToken(pub(crate) String);
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
 /// The core settings, as given.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -24,7 +35,9 @@ pub(crate) struct Config {
     pub(crate) service_version: String,
     pub(crate) max_series: usize,
     pub(crate) recent_errors: usize,
-    pub(crate) bearer_token: Option<String>,
+    pub(crate) bearer_token: Option<BearerToken>,
+    /// `None`: shown when a bearer token is set.
+    pub(crate) panic_messages: Option<bool>,
     pub(crate) path_prefix: String,
     /// Classic bounds; `None` keeps the defaults.
     pub(crate) duration_buckets: Option<Vec<f64>>,
@@ -40,6 +53,7 @@ impl Default for Config {
             max_series: 2_000,
             recent_errors: 10,
             bearer_token: None,
+            panic_messages: None,
             path_prefix: String::new(),
             duration_buckets: None,
             request_body_size_buckets: None,
@@ -54,7 +68,9 @@ pub(crate) struct Checked {
     pub(crate) service: Service,
     pub(crate) max_series: usize,
     pub(crate) recent_errors: usize,
-    pub(crate) bearer_token: Option<String>,
+    pub(crate) bearer_token: Option<BearerToken>,
+    /// Whether `/health` shows the messages of panics.
+    pub(crate) panic_messages: bool,
     pub(crate) path_prefix: String,
     pub(crate) bounds: RequestBounds,
 }
@@ -91,7 +107,7 @@ impl Config {
                 ),
             ));
         }
-        if let Some(token) = &self.bearer_token
+        if let Some(BearerToken(token)) = &self.bearer_token
             && (token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
         {
             return Err(BuildError::new(
@@ -145,6 +161,9 @@ impl Config {
             },
             max_series: self.max_series,
             recent_errors: self.recent_errors,
+            // A panic's message often holds request data: shown only to
+            // the holders of the token, unless the user says otherwise.
+            panic_messages: self.panic_messages.unwrap_or(self.bearer_token.is_some()),
             bearer_token: self.bearer_token,
             path_prefix: self.path_prefix,
             bounds,

@@ -151,7 +151,7 @@ pub(crate) const HTTP_SERVER_REQUEST_DURATION: Instrument = Instrument {
     otel_name: metric::HTTP_SERVER_REQUEST_DURATION,
     prometheus_name: "http_server_request_duration",
     unit: MetricUnit::Seconds,
-    help: "Duration of HTTP server requests, until the response was ready (for a streamed body: until it was sent).",
+    help: "Duration of HTTP server requests, until the response was ready (for a streamed body: until it was sent; for an aborted request: until it ended).",
     kind: Kind::Histogram,
 };
 pub(crate) const HTTP_SERVER_ACTIVE_REQUESTS: Instrument = Instrument {
@@ -256,6 +256,14 @@ pub(crate) const SYSTEM_PAGING_USAGE: Instrument = Instrument {
     help: "Swap space, by state (used and free add up to the total).",
     kind: Kind::UpDownCounter,
 };
+/// Not in the conventions: what a guessing attack on the token shows as.
+pub(crate) const UNAUTHORIZED_REQUESTS: Instrument = Instrument {
+    otel_name: "serverwatch.unauthorized_requests",
+    prometheus_name: "serverwatch_unauthorized_requests",
+    unit: MetricUnit::Count("{request}"),
+    help: "Requests to the observability routes refused for a missing or wrong bearer token.",
+    kind: Kind::Counter,
+};
 pub(crate) const BUILD_INFO: Instrument = Instrument {
     otel_name: "serverwatch.build.info",
     prometheus_name: "serverwatch_build",
@@ -282,6 +290,7 @@ pub(crate) const ALL: &[&Instrument] = &[
     &SYSTEM_MEMORY_USAGE,
     &SYSTEM_MEMORY_LIMIT,
     &SYSTEM_PAGING_USAGE,
+    &UNAUTHORIZED_REQUESTS,
     &BUILD_INFO,
 ];
 

@@ -7,7 +7,7 @@
 //! 2. the server is killed: `/health` answers 503 within the probe's bound,
 //!    and 200 again soon after the server is back on the same port;
 //! 3. a server that accepts connections and never answers: `/health` still
-//!    answers within the bound;
+//!    answers within the bound, and `/metrics` never waits for the ping;
 //! 4. 200 concurrent `/health` requests during an outage: all answered
 //!    within the bound, with one ping on the wire;
 //! 5. a URI with a password: the password appears nowhere (health, both
@@ -546,6 +546,40 @@ async fn silent_server_cannot_hang_health() {
         hole.accepted() >= 1,
         "the driver never connected to the black hole"
     );
+}
+
+/// `/metrics` reads the probe's latest result and never waits for a ping;
+/// scraped alone (nobody asks `/health`), it still has the probe renewed,
+/// in the background.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scrape_never_waits_on_the_database() {
+    let hole = BlackHole::start().await;
+    let timeout = Duration::from_secs(5);
+    let w = watched(&hole.uri(), |b| {
+        b.mongodb_probe_timeout(timeout)
+            .mongodb_probe_interval(Duration::from_secs(1))
+    })
+    .await;
+    let start = Instant::now();
+    loop {
+        let (text, took) = metrics(&w.app).await;
+        assert!(
+            took < timeout / 2,
+            "/metrics took {took:?}: it waited for the ping (timeout {timeout:?})"
+        );
+        let samples = prometheus::parse_samples(&text);
+        if samples.iter().any(|s| s.name == "serverwatch_database_up") {
+            assert_eq!(value_of(&samples, "serverwatch_database_up", &[]), 0.0);
+            break;
+        }
+        assert!(
+            start.elapsed() < 3 * timeout,
+            "no probe result on /metrics after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(hole.accepted() >= 1, "the background probe never connected");
 }
 
 // ---------------------------------------------------------------------------

@@ -124,7 +124,7 @@ async fn a_custom_fallback_is_recorded_as_unmatched() {
 
 #[tokio::test]
 async fn a_panicking_handler_is_answered_500_counted_and_listed() {
-    let watch = ServerWatch::builder().build().unwrap();
+    let watch = ServerWatch::builder().panic_messages(true).build().unwrap();
     let app = serve_sample(&watch).await;
     let response = app.get("/panic").await;
     assert_eq!(response.status(), 500);
@@ -312,15 +312,7 @@ async fn a_flood_of_distinct_paths_leaves_the_series_count_bounded() {
 #[tokio::test]
 async fn label_sets_past_the_cap_share_one_overflow_series() {
     let watch = ServerWatch::builder().max_series(3).build().unwrap();
-    let routes = Router::new().route(
-        "/status/{code}",
-        get(
-            |axum::extract::Path(code): axum::extract::Path<u16>| async move {
-                http::StatusCode::from_u16(code).unwrap()
-            },
-        ),
-    );
-    let app = TestApp::serve(watch.instrument(routes)).await;
+    let app = TestApp::serve(watch.instrument(support::status_routes())).await;
     for code in 200..210 {
         assert_eq!(app.status(&format!("/status/{code}")).await, code);
     }

@@ -25,6 +25,10 @@
 //! variant's router (or only V's, for a profiler) in process, without sockets,
 //! and prints the time per request: the cost of the middleware alone, without
 //! the kernel's share (most of a real request).
+//!
+//! `bench-server --series-insert` times, through serverwatch's layer, a
+//! request with a label set not seen before (a new series) and one with a
+//! known label set (a lookup), when 1 000, 10 000 and 100 000 series exist.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -38,7 +42,8 @@ use tokio::net::TcpListener;
 
 const USAGE: &str = "usage: bench-server --variant \
     bare|noop|serverwatch|serverwatch-otlp|axum-prometheus|axum-otel-metrics|serverwatch-10k \
-    --listen HOST:PORT [--threads N]\n       bench-server --inproc [--requests N] [--variant V]";
+    --listen HOST:PORT [--threads N]\n       bench-server --inproc [--requests N] [--variant V]\n       \
+    bench-server --series-insert";
 
 struct Args {
     variant: String,
@@ -49,6 +54,7 @@ struct Args {
 enum Mode {
     Serve(Args),
     InProcess { requests: u64, only: Option<String> },
+    SeriesInsert,
 }
 
 fn parse_args() -> Result<Mode, String> {
@@ -75,6 +81,7 @@ fn parse_args() -> Result<Mode, String> {
                     .ok_or(format!("--threads {v:?}: expected a positive integer"))?;
             }
             "--inproc" => inproc = true,
+            "--series-insert" => return Ok(Mode::SeriesInsert),
             "--requests" => {
                 let v = value()?;
                 requests = v
@@ -103,6 +110,14 @@ fn parse_args() -> Result<Mode, String> {
 fn main() {
     let args = match parse_args() {
         Ok(Mode::Serve(args)) => args,
+        Ok(Mode::SeriesInsert) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            runtime.block_on(series_insert());
+            return;
+        }
         Ok(Mode::InProcess { requests, only }) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -233,6 +248,83 @@ async fn in_process(requests: u64, only: Option<&str>) {
     println!("|---|--:|--:|");
     for (variant, ns) in variants.iter().zip(&best) {
         println!("| {variant} | {ns:.0} | {:+.0} |", ns - best[0]);
+    }
+}
+
+/// Times requests through serverwatch's layer (on a service that answers
+/// an empty 200) whose route templates are `/r/0`, `/r/1`, …: each new
+/// template is a new series. At each size, the inserts that bring the
+/// store from size − 1 000 to size are timed, then lookups of the existing
+/// series. Prints CPU ns per request, fastest of 3 rounds.
+async fn series_insert() {
+    use tower_layer::Layer;
+    use tower_service::Service;
+
+    const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
+    const TIMED: usize = 1_000;
+    const LOOKUPS: usize = 200_000;
+    let templates: &'static [&'static str] = Vec::leak(
+        (0..SIZES[2])
+            .map(|i| &*String::leak(format!("/r/{i}")))
+            .collect(),
+    );
+    let request = |i: usize| {
+        axum::http::Request::get(format!("/r/{i}"))
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    println!("| series | new series: CPU ns/request | known series: CPU ns/request |");
+    println!("|--:|--:|--:|");
+    for size in SIZES {
+        let (mut insert, mut lookup) = (f64::INFINITY, f64::INFINITY);
+        for _round in 0..3 {
+            let watch = serverwatch::ServerWatch::builder()
+                .max_series(100_000)
+                .build()
+                .expect("a valid configuration");
+            let layer = watch.layer().route_template(move |parts| {
+                let n: usize = parts.uri.path().strip_prefix("/r/")?.parse().ok()?;
+                templates.get(n).copied()
+            });
+            let mut service = layer.layer(EmptyOk);
+            let mut call = async |i: usize| {
+                let response = service.call(request(i)).await.unwrap();
+                std::hint::black_box(response);
+            };
+            for i in 0..size - TIMED {
+                call(i).await;
+            }
+            let start = thread_cpu_nanos();
+            for i in size - TIMED..size {
+                call(i).await;
+            }
+            insert = insert.min((thread_cpu_nanos() - start) as f64 / TIMED as f64);
+            let start = thread_cpu_nanos();
+            for n in 0..LOOKUPS {
+                // Spread over the whole map, as real traffic is.
+                call(n * 7919 % size).await;
+            }
+            lookup = lookup.min((thread_cpu_nanos() - start) as f64 / LOOKUPS as f64);
+        }
+        println!("| {size} | {insert:.0} | {lookup:.0} |");
+    }
+}
+
+/// Answers every request with an empty 200.
+#[derive(Clone, Copy)]
+struct EmptyOk;
+
+impl<B> tower_service::Service<axum::http::Request<B>> for EmptyOk {
+    type Response = axum::http::Response<axum::body::Body>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: axum::http::Request<B>) -> Self::Future {
+        std::future::ready(Ok(axum::http::Response::new(axum::body::Body::empty())))
     }
 }
 

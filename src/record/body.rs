@@ -1,10 +1,12 @@
 //! The bodies on either side of the layer. [`CountingBody`] counts the
-//! bytes going through it, for the bodies whose length is not known up
-//! front: streamed responses (which are recorded when the body is done, sent
-//! or dropped because the client left) and request bodies without a
-//! Content-Length. [`RequestBody`] and [`ResponseBody`] are what the layer
-//! passes on when it works with bodies of any type.
+//! bytes going through it and notes a panic of the body it wraps: every
+//! request body that is not empty (a declared length is not what was
+//! received), and streamed responses (which are recorded when the body is
+//! done, sent or dropped because the client left). [`RequestBody`] and
+//! [`ResponseBody`] are what the layer passes on when it works with bodies
+//! of any type.
 
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,11 +16,15 @@ use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use super::future::panic_message;
 use super::in_flight::Completion;
 
 /// Where a [`CountingBody`] adds the bytes it saw.
 pub(crate) trait ByteSink {
     fn add(&mut self, bytes: usize);
+
+    /// The body panicked with `message` (the panic then goes on).
+    fn panicked(&mut self, _message: String) {}
 }
 
 impl ByteSink for Arc<AtomicU64> {
@@ -33,11 +39,18 @@ impl<S: ByteSink> ByteSink for Option<S> {
             sink.add(bytes);
         }
     }
+
+    fn panicked(&mut self, message: String) {
+        if let Some(sink) = self {
+            sink.panicked(message);
+        }
+    }
 }
 
 pin_project! {
     /// Yields `body` unchanged, adding the length of every data frame to
-    /// `sink`; the sink is dropped with the body.
+    /// `sink`; the sink is dropped with the body. A panic of `body` is told
+    /// to the sink, then resumed: what the server does with it is unchanged.
     #[derive(Debug)]
     pub(crate) struct CountingBody<B, S> {
         #[pin]
@@ -65,7 +78,14 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let this = self.project();
-        let frame = std::task::ready!(this.body.poll_frame(cx));
+        let body = this.body;
+        let frame = match catch_unwind(AssertUnwindSafe(|| body.poll_frame(cx))) {
+            Ok(polled) => std::task::ready!(polled),
+            Err(payload) => {
+                this.sink.panicked(panic_message(&*payload));
+                resume_unwind(payload)
+            }
+        };
         if let Some(Ok(frame)) = &frame
             && let Some(data) = frame.data_ref()
         {
@@ -85,8 +105,9 @@ where
 
 pin_project! {
     /// The request body as the inner service of [`RequestMetricsService`]
-    /// sees it: the original body, its bytes counted when its length was
-    /// not declared. It is read like any [`http_body::Body`].
+    /// sees it: the original body, its bytes counted as they are read (a
+    /// declared Content-Length is not trusted). It is read like any
+    /// [`http_body::Body`].
     ///
     /// ```
     /// use http_body_util::BodyExt;

@@ -46,7 +46,7 @@ impl<F, K> ResponseFuture<F, K> {
         let state = match called {
             Ok(future) => State::Running { future },
             Err(payload) => State::Panicked {
-                message: Some(panic_message(payload)),
+                message: Some(panic_message(&*payload)),
             },
         };
         Self {
@@ -76,9 +76,13 @@ where
                         return Poll::Ready(Ok(K::respond(response, completion)));
                     }
                     // The inner service failed without a response (axum's
-                    // routes never do); the request ends unrecorded.
-                    Ok(Poll::Ready(Err(error))) => return Poll::Ready(Err(error)),
-                    Err(payload) => panic_message(payload),
+                    // routes never do): dropped, the request is recorded
+                    // as aborted.
+                    Ok(Poll::Ready(Err(error))) => {
+                        this.in_flight.take();
+                        return Poll::Ready(Err(error));
+                    }
+                    Err(payload) => panic_message(&*payload),
                 }
             }
             StateProj::Panicked { message } => message.take().unwrap_or_default(),
@@ -151,7 +155,8 @@ fn panic_response<T>(completion: Completion, body: impl FnOnce(Bytes) -> T) -> R
     response.map(body)
 }
 
-fn panic_message(payload: Box<dyn Any + Send>) -> String {
+/// The message a panic was raised with.
+pub(super) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {

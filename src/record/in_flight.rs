@@ -1,5 +1,7 @@
 //! One request on its way through the layer: in flight until it has a
-//! response, then a [`Completion`] that records it when dropped.
+//! response, then a [`Completion`] that records it when dropped. A request
+//! dropped before it has a response (the client left, the server gave up on
+//! it) is recorded too, as aborted.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,7 +12,7 @@ use http::{Response, StatusCode};
 
 use super::body::ByteSink;
 use crate::state::requests::{
-    ErrorKind, Method, Observation, RequestStore, SeriesKey, UNMATCHED_ROUTE,
+    ErrorKind, Method, NO_STATUS, Observation, RequestStore, SeriesKey, UNMATCHED_ROUTE,
 };
 
 /// The route template a request is recorded under.
@@ -31,41 +33,33 @@ impl Route {
     }
 }
 
-/// Where the bytes of a counted request body go.
+/// Where the bytes of a request body go as they are read.
 pub(super) type Counter = Arc<AtomicU64>;
 
-/// How the request body's size is known.
-#[derive(Debug)]
-pub(super) enum RequestSize {
-    /// Declared up front (the Content-Length).
-    Known(u64),
-    /// Counted as the body is read.
-    Counted(Counter),
-}
-
-impl RequestSize {
-    /// The size of a body with this size hint, and the counter to feed when
-    /// it has to be counted.
-    pub(super) fn of(body: &impl http_body::Body) -> (Self, Option<Counter>) {
-        match body.size_hint().exact() {
-            Some(exact) => (RequestSize::Known(exact), None),
-            None => {
-                let read = Arc::new(AtomicU64::new(0));
-                (RequestSize::Counted(Arc::clone(&read)), Some(read))
-            }
-        }
+/// The counter for a request body, or `None` for a body known to be empty
+/// (a GET's), which then costs nothing. A declared length is never trusted:
+/// only the bytes read count.
+pub(super) fn request_counter(body: &impl http_body::Body) -> Option<Counter> {
+    // The size hint first: for axum's empty body it settles it in one call.
+    if body.size_hint().exact() == Some(0) || body.is_end_stream() {
+        None
+    } else {
+        Some(Arc::new(AtomicU64::new(0)))
     }
 }
 
-/// A request between its start and its response. Dropping it (the client
-/// went away, the future was cancelled) ends it in the active-requests gauge.
+/// A request between its start and its response. Dropped without a
+/// response (the client went away, the future was cancelled), it is
+/// recorded as aborted; either way it ends in the active-requests gauge.
 #[derive(Debug)]
 pub(super) struct InFlight {
     store: Arc<RequestStore>,
     method: Method,
     route: Route,
-    request_size: RequestSize,
+    request_bytes: Option<Counter>,
     start: Instant,
+    /// Set once a [`Completion`] recorded the request.
+    recorded: bool,
 }
 
 impl InFlight {
@@ -73,15 +67,16 @@ impl InFlight {
         store: Arc<RequestStore>,
         method: Method,
         route: Route,
-        request_size: RequestSize,
+        request_bytes: Option<Counter>,
     ) -> Self {
         store.start(method);
         Self {
             store,
             method,
             route,
-            request_size,
+            request_bytes,
             start: Instant::now(),
+            recorded: false,
         }
     }
 
@@ -100,10 +95,39 @@ impl InFlight {
             response_bytes: 0,
         }
     }
+
+    fn record(
+        &mut self,
+        status: u16,
+        error: Option<ErrorKind>,
+        response: u64,
+        message: Option<&str>,
+    ) {
+        self.recorded = true;
+        let request_bytes = self
+            .request_bytes
+            .as_ref()
+            .map_or(0, |read| read.load(Ordering::Relaxed));
+        self.store.record(&Observation {
+            key: SeriesKey {
+                method: self.method,
+                route: self.route.as_str(),
+                status,
+                error,
+            },
+            duration_nanos: u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            request_bytes,
+            response_bytes: response,
+            message,
+        });
+    }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        if !self.recorded {
+            self.record(NO_STATUS, Some(ErrorKind::Aborted), 0, None);
+        }
         self.store.end(self.method);
     }
 }
@@ -124,7 +148,9 @@ impl Completion {
     /// already in memory: `None`), or hands the completion back for the
     /// body to carry when it is streamed, so that the duration and the size
     /// cover the stream: it is recorded when the body is done, sent or
-    /// dropped because the client left.
+    /// dropped because the client left (still with the status it was
+    /// answered with: the answer was the service's), or as a panic when
+    /// the body panics.
     pub(super) fn attach<B: http_body::Body>(
         mut self,
         response: &Response<B>,
@@ -137,9 +163,7 @@ impl Completion {
             None => Some(Box::new(self)),
         }
     }
-}
 
-impl Completion {
     /// Records the request now, with a response body of `bytes`.
     pub(super) fn finish(mut self, bytes: u64) {
         self.response_bytes = bytes;
@@ -148,28 +172,23 @@ impl Completion {
 
 impl ByteSink for Box<Completion> {
     fn add(&mut self, bytes: usize) {
-        self.response_bytes += bytes as u64;
+        self.response_bytes = self.response_bytes.saturating_add(bytes as u64);
+    }
+
+    fn panicked(&mut self, message: String) {
+        self.error = Some(ErrorKind::Panic);
+        self.message = Some(message);
     }
 }
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        let f = &self.in_flight;
-        let request_bytes = match &f.request_size {
-            RequestSize::Known(n) => *n,
-            RequestSize::Counted(read) => read.load(Ordering::Relaxed),
-        };
-        f.store.record(&Observation {
-            key: SeriesKey {
-                method: f.method,
-                route: f.route.as_str(),
-                status: self.status,
-                error: self.error,
-            },
-            duration_nanos: u64::try_from(f.start.elapsed().as_nanos()).unwrap_or(u64::MAX),
-            request_bytes,
-            response_bytes: self.response_bytes,
-            message: self.message.as_deref(),
-        });
+        let message = self.message.take();
+        self.in_flight.record(
+            self.status,
+            self.error,
+            self.response_bytes,
+            message.as_deref(),
+        );
     }
 }

@@ -15,7 +15,7 @@ use tower_service::Service;
 
 use super::body::{CountingBody, RequestBody, ResponseBody};
 use super::future::ResponseFuture;
-use super::in_flight::{Counter, InFlight, RequestSize, Route};
+use super::in_flight::{Counter, InFlight, Route, request_counter};
 use crate::state::requests::{Method, RequestStore};
 
 /// Names the route template of a request, for stacks without axum's router.
@@ -101,9 +101,9 @@ impl RequestMetricsLayer {
     }
 
     /// The same layer for an axum [`Router`](axum::Router) only: axum's
-    /// [`Body`] goes in and out, and a body that need not be counted (its
-    /// length is known) passes through untouched, which saves the two
-    /// allocations a wrapped body costs in axum. [`ServerWatch::instrument`]
+    /// [`Body`] goes in and out, and a body that need not be counted (an
+    /// empty request body, a response in memory) passes through untouched,
+    /// which saves the two allocations a wrapped body costs in axum. [`ServerWatch::instrument`]
     /// uses it.
     ///
     /// [`ServerWatch::instrument`]: crate::ServerWatch::instrument
@@ -176,13 +176,13 @@ impl<K> RequestMetricsLayer<K> {
         route
     }
 
-    /// Starts recording `request`; gives the counter to feed when its body
-    /// has to be counted.
+    /// Starts recording `request`; gives the counter to feed with its body
+    /// (`None` for an empty body).
     fn start<B: http_body::Body>(&self, request: &mut Request<B>) -> (InFlight, Option<Counter>) {
         let method = Method::from_http(request.method());
         let route = self.route(request);
-        let (size, counter) = RequestSize::of(request.body());
-        let in_flight = InFlight::new(Arc::clone(&self.store), method, route, size);
+        let counter = request_counter(request.body());
+        let in_flight = InFlight::new(Arc::clone(&self.store), method, route, counter.clone());
         (in_flight, counter)
     }
 }
@@ -258,8 +258,8 @@ where
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let (in_flight, counter) = self.layer.start(&mut request);
-        // Counted inside a body of axum's own type; a body of known length
-        // goes on untouched.
+        // Counted inside a body of axum's own type; an empty body goes on
+        // untouched.
         if let Some(counter) = counter {
             request = request.map(|body| Body::new(CountingBody::new(body, Some(counter))));
         }

@@ -368,13 +368,19 @@ mod tests {
         for &b in &MANTISSA_BOUNDARIES {
             for mantissa in [b.saturating_sub(1), b, b + 1] {
                 let x = f64::from_bits((1023 << 52) | mantissa);
-                let slow = MANTISSA_BOUNDARIES.iter().filter(|&&b| mantissa > b).count();
+                let slow = MANTISSA_BOUNDARIES
+                    .iter()
+                    .filter(|&&b| mantissa > b)
+                    .count();
                 assert_eq!(index(x), slow as i32, "{mantissa:#x}");
             }
         }
         for step in 1..1 << 12 {
             let mantissa = step << 40;
-            let slow = MANTISSA_BOUNDARIES.iter().filter(|&&b| mantissa > b).count();
+            let slow = MANTISSA_BOUNDARIES
+                .iter()
+                .filter(|&&b| mantissa > b)
+                .count();
             assert_eq!(index(f64::from_bits((1023 << 52) | mantissa)), slow as i32);
         }
     }

@@ -5,9 +5,10 @@
 //! which percentiles are computed from.
 //!
 //! Observations are whole base units (nanoseconds, bytes), so the sum is
-//! exact; recording is a few relaxed atomic additions, with no lock and no
-//! allocation (but for the first observation in a new range of the
-//! exponential buckets). Readers scale to the exported unit.
+//! exact (and saturates rather than wrap); recording is a few relaxed
+//! atomic operations, with no lock and no allocation (but for the first
+//! observation in a new range of the exponential buckets). Readers scale to
+//! the exported unit.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -106,7 +107,13 @@ impl AtomicHistogram {
 
     pub(crate) fn record(&self, bounds: &Bounds, value: u64) {
         self.buckets[bounds.bucket(value)].fetch_add(1, Ordering::Relaxed);
-        self.sum.fetch_add(value, Ordering::Relaxed);
+        // Saturates: a sum that wrapped would fall, which Prometheus reads
+        // as a counter reset. Uncontended, the update is one exchange.
+        let _ = self
+            .sum
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |sum| {
+                Some(sum.saturating_add(value))
+            });
         // A plain load first: an extreme rarely moves, and a read costs
         // less than a locked read-modify-write.
         if value > self.max.load(Ordering::Relaxed) {
@@ -246,6 +253,18 @@ mod tests {
     use super::*;
 
     const SECONDS: [f64; 3] = [0.01, 0.1, 1.0];
+
+    #[test]
+    fn the_sum_saturates_and_never_falls() {
+        let bounds = Bounds::new(&[1.0], 1.0).unwrap();
+        let h = AtomicHistogram::new(&bounds);
+        h.record(&bounds, u64::MAX - 5);
+        h.record(&bounds, 10);
+        h.record(&bounds, 1);
+        let s = h.snapshot(&bounds);
+        assert_eq!(s.count, 3);
+        assert_eq!(s.sum, u64::MAX as f64);
+    }
 
     #[test]
     fn values_land_in_inclusive_upper_bounds() {

@@ -13,6 +13,7 @@ pub(crate) mod series;
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::instruments as i;
 #[cfg(feature = "mongodb")]
@@ -36,6 +37,8 @@ pub(crate) struct State {
     system: SystemReader,
     #[cfg(feature = "mongodb")]
     mongo: Option<MongoWatch>,
+    /// Requests to the observability routes refused for their token.
+    unauthorized: AtomicU64,
 }
 
 impl State {
@@ -51,7 +54,13 @@ impl State {
             system,
             #[cfg(feature = "mongodb")]
             mongo,
+            unauthorized: AtomicU64::new(0),
         }
+    }
+
+    /// A request to the observability routes was refused for its token.
+    pub(crate) fn count_unauthorized(&self) {
+        self.unauthorized.fetch_add(1, Ordering::Relaxed);
     }
 
     #[cfg_attr(
@@ -68,20 +77,42 @@ impl State {
         Arc::clone(&self.requests)
     }
 
-    /// Process and system figures, at most a second old.
-    pub(crate) fn system(&self) -> Arc<SystemSnapshot> {
+    /// Process and system figures, at most a second old, read on this
+    /// thread: for serverwatch's own threads, which may block.
+    pub(crate) fn system_now(&self) -> Arc<SystemSnapshot> {
         self.system.snapshot()
     }
 
-    /// One reading of every instrument, in a fixed order: what `/metrics`
-    /// and OTLP encode.
+    /// The same for an async view: a refresh happens on tokio's blocking
+    /// threads, never on a worker.
+    pub(crate) async fn system(&self) -> Arc<SystemSnapshot> {
+        self.system.read().await
+    }
+
+    /// One reading of every instrument, in a fixed order, on this thread:
+    /// what the OTLP exporter (on a thread of its own) encodes.
+    #[cfg_attr(
+        not(any(feature = "otlp", test)),
+        allow(dead_code, reason = "read by OTLP only")
+    )]
     pub(crate) fn families(&self) -> Vec<Family> {
+        self.families_with(&self.system_now())
+    }
+
+    /// The same for an async view (`/metrics`), which must not block.
+    pub(crate) async fn read_families(&self) -> Vec<Family> {
+        self.families_with(&*self.system().await)
+    }
+
+    fn families_with(&self, system: &SystemSnapshot) -> Vec<Family> {
         let mut families = self.requests.families();
-        families.extend(self.system.families());
+        families.extend(system.families());
         #[cfg(feature = "mongodb")]
         if let Some(mongo) = &self.mongo {
             families.extend(mongo.families());
         }
+        let unauthorized = self.unauthorized.load(Ordering::Relaxed) as f64;
+        families.push(Family::new(&i::UNAUTHORIZED_REQUESTS).number(Vec::new(), unauthorized));
         families.push(self.build_info());
         families
     }
@@ -96,11 +127,13 @@ impl State {
         None
     }
 
-    /// Renews the probes whose results are stale (bounded by their timeout).
-    pub(crate) async fn refresh_probes(&self) {
+    /// Has the probes whose results are stale renewed in the background:
+    /// the families carry their latest results, and a scrape never waits
+    /// on a database.
+    pub(crate) fn refresh_probes_in_background(&self) {
         #[cfg(feature = "mongodb")]
         if let Some(mongo) = &self.mongo {
-            mongo.refresh().await;
+            mongo.refresh_in_background();
         }
     }
 

@@ -2,31 +2,42 @@
 //! without locking or allocating. Past the cap a label set is refused, and
 //! the caller adds it to an overflow series of its own, so no traffic can
 //! grow memory or series without bound.
+//!
+//! The map is `papaya`'s: lookups take no lock (a borrowed key, compared
+//! through [`Equivalent`], so they allocate nothing), and a new label set
+//! costs one insertion whatever the number of series, its table growing
+//! incrementally rather than being copied.
 
 use std::hash::Hash;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use arc_swap::ArcSwap;
-use hashbrown::{Equivalent, HashMap};
-use parking_lot::Mutex;
-
-type Map<K, V> = HashMap<K, Arc<V>, foldhash::fast::RandomState>;
+use hashbrown::Equivalent;
+use papaya::HashMap;
 
 /// Label sets `K` to values `V`.
-#[derive(Debug)]
 pub(crate) struct SeriesSet<K, V> {
-    /// Read without locking; replaced (copy on write) when a new label set
-    /// appears, which happens at most `max` times.
-    map: ArcSwap<Map<K, V>>,
-    insert: Mutex<()>,
+    map: HashMap<K, V, foldhash::fast::RandomState>,
+    /// Label sets inserted or being inserted: never above `max`.
+    len: AtomicUsize,
     max: usize,
 }
 
-impl<K: Hash + Eq + Clone, V> SeriesSet<K, V> {
+impl<K, V> std::fmt::Debug for SeriesSet<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeriesSet")
+            .field("len", &self.len)
+            .field("max", &self.max)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Hash + Eq, V> SeriesSet<K, V> {
     pub(crate) fn new(max: usize) -> Self {
         Self {
-            map: ArcSwap::from_pointee(Map::default()),
-            insert: Mutex::new(()),
+            map: HashMap::builder()
+                .hasher(foldhash::fast::RandomState::default())
+                .build(),
+            len: AtomicUsize::new(0),
             max,
         }
     }
@@ -37,48 +48,34 @@ impl<K: Hash + Eq + Clone, V> SeriesSet<K, V> {
     where
         Q: Hash + Equivalent<K> + ToKey<K> + ?Sized,
     {
-        if let Some(value) = self.map.load().get(key) {
+        let map = self.map.pin();
+        if let Some(value) = map.get(key) {
             f(value);
             return true;
         }
-        match self.insert(key, make) {
-            Some(value) => {
-                f(&value);
-                true
+        let reserved = self
+            .len
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok();
+        if !reserved {
+            // Full; but another request may have just added this very key.
+            return map.get(key).map(f).is_some();
+        }
+        match map.try_insert_with(key.to_key(), make) {
+            Ok(value) => f(value),
+            Err(existing) => {
+                self.len.fetch_sub(1, Ordering::Relaxed);
+                f(existing);
             }
-            None => false,
         }
+        true
     }
 
-    fn insert<Q>(&self, key: &Q, make: impl FnOnce() -> V) -> Option<Arc<V>>
-    where
-        Q: Hash + Equivalent<K> + ToKey<K> + ?Sized,
-    {
-        if self.map.load().len() >= self.max {
-            return None;
-        }
-        let _guard = self.insert.lock();
-        let current = self.map.load_full();
-        if let Some(value) = current.get(key) {
-            return Some(Arc::clone(value));
-        }
-        if current.len() >= self.max {
-            return None;
-        }
-        let value = Arc::new(make());
-        let mut next = Map::clone(&current);
-        next.insert(key.to_key(), Arc::clone(&value));
-        self.map.store(Arc::new(next));
-        Some(value)
-    }
-
-    /// Every label set with its value, in no particular order.
-    pub(crate) fn entries(&self) -> Vec<(K, Arc<V>)> {
-        self.map
-            .load()
-            .iter()
-            .map(|(k, v)| (k.clone(), Arc::clone(v)))
-            .collect()
+    /// `read` of every label set and its value, in no particular order.
+    pub(crate) fn collect<T>(&self, mut read: impl FnMut(&K, &V) -> T) -> Vec<T> {
+        self.map.pin().iter().map(|(k, v)| read(k, v)).collect()
     }
 }
 
@@ -96,7 +93,7 @@ impl<K: Clone> ToKey<K> for K {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::AtomicU64;
 
     #[test]
     fn label_sets_past_the_cap_are_refused() {
@@ -110,13 +107,32 @@ mod tests {
                 refused += 1;
             }
         }
-        let mut entries: Vec<(String, u64)> = set
-            .entries()
-            .into_iter()
-            .map(|(k, v)| (k, v.load(Ordering::Relaxed)))
-            .collect();
+        let mut entries = set.collect(|k, v| (k.clone(), v.load(Ordering::Relaxed)));
         entries.sort();
         assert_eq!(entries, vec![("a".into(), 2), ("b".into(), 1)]);
         assert_eq!(refused, 2);
+    }
+
+    #[test]
+    fn racing_inserts_never_pass_the_cap() {
+        let set: SeriesSet<u32, AtomicU64> = SeriesSet::new(100);
+        std::thread::scope(|s| {
+            for t in 0..4u32 {
+                let set = &set;
+                s.spawn(move || {
+                    for key in 0..1000u32 {
+                        set.with(
+                            &((key * 7 + t) % 300),
+                            || AtomicU64::new(0),
+                            |n| {
+                                n.fetch_add(1, Ordering::Relaxed);
+                            },
+                        );
+                    }
+                });
+            }
+        });
+        assert_eq!(set.collect(|_, _| ()).len(), 100);
+        assert_eq!(set.len.load(Ordering::Relaxed), 100);
     }
 }

@@ -13,7 +13,7 @@ use crate::integrations::system::SystemSnapshot;
 use crate::state::State;
 use crate::state::histogram::HistogramSnapshot;
 use crate::state::reading::percent;
-use crate::state::requests::{RecentError, RequestSummary};
+use crate::state::requests::{NO_STATUS, RecentError, RequestSummary};
 
 /// The `database.status` value while no database is watched.
 pub(crate) const DATABASE_NOT_CONFIGURED: &str = "not configured";
@@ -110,9 +110,10 @@ struct SwapMemory {
 
 #[derive(Debug, Serialize)]
 pub(crate) struct Application {
-    /// Every request that got a response, errors and panics included.
+    /// Every request, errors, panics and aborted ones included.
     pub(crate) total_requests: u64,
-    /// Requests answered with 5xx, panics included.
+    /// Requests with an `error_type`: answered with 5xx, panicked, or
+    /// aborted (ended before an answer was sent).
     pub(crate) error_count: u64,
     /// `error_count / total_requests × 100`.
     pub(crate) error_rate: f64,
@@ -160,7 +161,11 @@ pub(crate) struct ErrorEntry {
     pub(crate) error: String,
     /// `"METHOD /route/{template}"`.
     pub(crate) endpoint: String,
-    pub(crate) status: u16,
+    /// The status sent; absent when the request ended without an answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) status: Option<u16>,
+    /// As on `/metrics`: the 5xx code, `panic` or `aborted`.
+    pub(crate) error_type: String,
 }
 
 impl HealthReport {
@@ -174,7 +179,7 @@ impl HealthReport {
                 serde_json::json!({ "status": DATABASE_NOT_CONFIGURED }),
             ),
         };
-        let system = state.system();
+        let system = state.system().await;
         Self {
             status: if healthy { "healthy" } else { "unhealthy" },
             uptime: Uptime {
@@ -286,7 +291,8 @@ fn error_entry(e: &RecentError) -> ErrorEntry {
         timestamp: format_utc(e.time),
         error: e.message.clone(),
         endpoint: format!("{} {}", e.method.as_str(), e.route),
-        status: e.status,
+        status: (e.status != NO_STATUS).then_some(e.status),
+        error_type: e.error.error_type(e.status).into_owned(),
     }
 }
 

@@ -18,6 +18,7 @@ pub(crate) mod routes;
 
 use std::sync::Arc;
 
+use crate::config::BearerToken;
 use crate::state::State;
 use auth::Access;
 
@@ -32,7 +33,7 @@ pub(crate) struct Views {
 
 impl Views {
     /// The views of `state`; starts the dashboard's history sampler.
-    pub(crate) fn new(state: Arc<State>, bearer_token: Option<String>) -> Self {
+    pub(crate) fn new(state: Arc<State>, bearer_token: Option<BearerToken>) -> Self {
         Self {
             #[cfg(feature = "dashboard")]
             history: dashboard::History::start(&state),

@@ -39,8 +39,8 @@ async fn metrics(State(views): State<Arc<Views>>, headers: HeaderMap) -> Respons
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::negotiate(accept);
     let state = views.state();
-    state.refresh_probes().await;
-    let body = prometheus::encode(state.families(), format);
+    state.refresh_probes_in_background();
+    let body = prometheus::encode(state.read_families().await, format);
     (
         [(
             header::CONTENT_TYPE,
@@ -55,22 +55,33 @@ async fn health(State(views): State<Arc<Views>>) -> Response {
     let report = HealthReport::read(views.state()).await;
     (
         report.http_status(),
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        [
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
         axum::Json(report),
     )
         .into_response()
 }
 
 /// Lets the request through when it carries the token; a browser signing
-/// in to the dashboard gets its cookie; anything else gets 401.
+/// in to the dashboard gets its cookie; anything else gets 401, and is
+/// counted (`serverwatch_unauthorized_requests_total`).
 async fn require_token(State(views): State<Arc<Views>>, request: Request, next: Next) -> Response {
     #[cfg(feature = "dashboard")]
     if let Some(response) = super::dashboard::sign_in(views.access(), &request) {
+        if response.status() == http::StatusCode::UNAUTHORIZED {
+            views.state().count_unauthorized();
+        }
         return response;
     }
     if views.access().allows(request.headers()) {
         return next.run(request).await;
     }
+    views.state().count_unauthorized();
     #[cfg(feature = "dashboard")]
     return super::dashboard::refused(&request);
     #[cfg(not(feature = "dashboard"))]

@@ -70,6 +70,14 @@ pub fn sample_routes() -> Router {
         )
 }
 
+/// `/status/{code}`, answering with that status: one label set per code.
+pub fn status_routes() -> Router {
+    Router::new().route(
+        "/status/{code}",
+        get(|Path(code): Path<u16>| async move { StatusCode::from_u16(code).unwrap() }),
+    )
+}
+
 async fn item(Path(id): Path<u64>) -> Result<String, StatusCode> {
     if id == 0 {
         Err(StatusCode::NOT_FOUND)

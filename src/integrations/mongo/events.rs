@@ -233,10 +233,7 @@ impl DriverMetrics {
     pub(crate) fn operations(&self) -> Vec<(Option<OperationKey>, HistogramSnapshot)> {
         let mut out: Vec<(Option<OperationKey>, HistogramSnapshot)> = self
             .operations
-            .entries()
-            .into_iter()
-            .map(|(k, h)| (Some(k), h.snapshot(&self.bounds)))
-            .collect();
+            .collect(|k, h| (Some(k.clone()), h.snapshot(&self.bounds)));
         out.sort_by(|a, b| a.0.cmp(&b.0));
         let overflow = self.overflow.snapshot(&self.bounds);
         if overflow.count > 0 {

@@ -25,7 +25,7 @@ pub(crate) use settings::MongoSettings;
 #[derive(Debug)]
 pub(crate) struct MongoWatch {
     driver: Option<Arc<DriverMetrics>>,
-    probe: Option<Probe>,
+    probe: Option<Arc<Probe>>,
 }
 
 /// The `database` section of `/health` when MongoDB is watched.
@@ -111,10 +111,11 @@ impl MongoWatch {
         }
     }
 
-    /// Refreshes the probe if its result is stale, for `/metrics`.
-    pub(crate) async fn refresh(&self) {
+    /// Has the probe renewed in the background if its result is stale,
+    /// for `/metrics`, which reads the latest result and never waits.
+    pub(crate) fn refresh_in_background(&self) {
         if let Some(probe) = &self.probe {
-            probe.check().await;
+            probe.refresh_in_background();
         }
     }
 }

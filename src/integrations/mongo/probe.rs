@@ -1,7 +1,10 @@
 //! The health probe: `ping` on `admin`, bounded by a short timeout, cached
 //! for an interval and single-flight, so that `/health` under any load sends
 //! at most one ping per interval and never waits longer than the bound.
+//! `/metrics` never waits for it: it reads the latest result and, when that
+//! is stale, has the next ping sent in the background.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mongodb::Client;
@@ -71,6 +74,26 @@ impl Probe {
         *cached = Some((Instant::now(), result.clone()));
         *self.last.lock() = Some(result.clone());
         result
+    }
+
+    /// For the readers that must not wait (`/metrics`): when the latest
+    /// result is stale and no ping is in flight, starts one in the
+    /// background on the current runtime; returns at once either way.
+    pub(crate) fn refresh_in_background(self: &Arc<Self>) {
+        let stale = match self.cached.try_lock() {
+            Ok(cached) => cached
+                .as_ref()
+                .is_none_or(|(at, _)| at.elapsed() >= self.interval),
+            // A ping is in flight.
+            Err(_) => false,
+        };
+        if !stale {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let probe = Arc::clone(self);
+            runtime.spawn(async move { probe.check().await });
+        }
     }
 
     /// The latest result without pinging, if there was one.

@@ -113,7 +113,7 @@ impl MongoSettings {
             driver: self.driver,
             probe: self
                 .client
-                .map(|c| Probe::new(c, self.timeout, self.interval, self.secrets)),
+                .map(|c| Arc::new(Probe::new(c, self.timeout, self.interval, self.secrets))),
         }))
     }
 }

@@ -2,13 +2,13 @@
 
 use std::borrow::Cow;
 
-use super::SystemReader;
+use super::SystemSnapshot;
 use crate::instruments::{self as i, Attribute};
 use crate::state::reading::{Family, Point, PointValue, Value};
 
-impl SystemReader {
+impl SystemSnapshot {
     pub(crate) fn families(&self) -> Vec<Family> {
-        let s = self.snapshot();
+        let s = self;
         let p = &s.process;
         let one = |instrument, value: f64| Family::new(instrument).number(Vec::new(), value);
         let text = |s: &'static str| Value::Str(Cow::Borrowed(s));

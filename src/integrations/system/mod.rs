@@ -3,7 +3,10 @@
 //!
 //! Only this process is refreshed, never the whole process table, and a
 //! refresh is cached for [`REFRESH_TTL`] behind one lock, so a scrape storm
-//! costs one refresh per interval however many readers arrive at once.
+//! costs one refresh per interval however many readers arrive at once. A
+//! refresh reads files (sysinfo's, every open fd's link, every thread's
+//! stat), so the async views take it on tokio's blocking threads
+//! ([`SystemReader::read`]), never on a worker.
 
 #[cfg(target_os = "linux")]
 mod procfs;
@@ -98,6 +101,12 @@ impl SystemSnapshot {
 /// Reads and caches [`SystemSnapshot`]s.
 #[derive(Debug)]
 pub(crate) struct SystemReader {
+    /// Shared with the blocking thread that refreshes it.
+    inner: Arc<Reader>,
+}
+
+#[derive(Debug)]
+struct Reader {
     pid: Pid,
     started: Instant,
     state: Mutex<State>,
@@ -112,17 +121,52 @@ struct State {
 impl SystemReader {
     pub(crate) fn new() -> Self {
         Self {
-            pid: Pid::from_u32(std::process::id()),
-            started: Instant::now(),
-            state: Mutex::new(State {
-                system: System::new(),
-                cached: None,
+            inner: Arc::new(Reader {
+                pid: Pid::from_u32(std::process::id()),
+                started: Instant::now(),
+                state: Mutex::new(State {
+                    system: System::new(),
+                    cached: None,
+                }),
             }),
         }
     }
 
-    /// The current figures, at most [`REFRESH_TTL`] old.
+    /// The current figures, at most [`REFRESH_TTL`] old, read on this
+    /// thread: for serverwatch's own threads (the history sampler, the OTLP
+    /// exporter), which may block.
     pub(crate) fn snapshot(&self) -> Arc<SystemSnapshot> {
+        self.inner.snapshot()
+    }
+
+    /// The same, for an async task: the cached figures if they are fresh
+    /// and nobody is refreshing them, else a wait for the refresh (or the
+    /// refresh itself) on tokio's blocking threads.
+    pub(crate) async fn read(&self) -> Arc<SystemSnapshot> {
+        if let Some(fresh) = self.inner.fresh() {
+            return fresh;
+        }
+        let inner = Arc::clone(&self.inner);
+        match tokio::task::spawn_blocking(move || inner.snapshot()).await {
+            Ok(snapshot) => snapshot,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // The runtime is shutting down: read here, this once.
+                Err(_) => self.inner.snapshot(),
+            },
+        }
+    }
+}
+
+impl Reader {
+    /// The cached figures, if fresh and not being refreshed; never waits.
+    fn fresh(&self) -> Option<Arc<SystemSnapshot>> {
+        let state = self.state.try_lock()?;
+        let (at, snapshot) = state.cached.as_ref()?;
+        (at.elapsed() < REFRESH_TTL).then(|| Arc::clone(snapshot))
+    }
+
+    fn snapshot(&self) -> Arc<SystemSnapshot> {
         let mut state = self.state.lock();
         if let Some((at, snapshot)) = &state.cached
             && at.elapsed() < REFRESH_TTL
@@ -200,11 +244,57 @@ mod tests {
         assert!(!s.process.top_threads.is_empty());
     }
 
+    /// A refresh that takes long (here: one that holds the lock) keeps
+    /// the async reader waiting on a blocking thread, while the worker goes
+    /// on running other tasks.
+    #[test]
+    fn an_async_read_never_blocks_the_worker() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let reader = SystemReader::new();
+        let (locked, release) = (
+            std::sync::mpsc::channel::<()>(),
+            std::sync::mpsc::channel::<()>(),
+        );
+        let inner = Arc::clone(&reader.inner);
+        let holder = std::thread::spawn(move || {
+            let _refreshing = inner.state.lock();
+            locked.0.send(()).unwrap();
+            release.1.recv().unwrap();
+        });
+        locked.1.recv().unwrap();
+        let ticks = runtime.block_on(async {
+            let read = reader.read();
+            tokio::pin!(read);
+            let mut ticks = 0;
+            let mut tick = tokio::time::interval(Duration::from_millis(5));
+            loop {
+                tokio::select! {
+                    _ = &mut read => return ticks,
+                    _ = tick.tick() => {
+                        ticks += 1;
+                        if ticks == 20 {
+                            release.0.send(()).unwrap();
+                        }
+                    }
+                }
+            }
+        });
+        holder.join().unwrap();
+        assert!(
+            ticks >= 20,
+            "the worker ran {ticks} ticks while the read waited"
+        );
+    }
+
     #[test]
     fn refreshes_are_cached() {
         let reader = SystemReader::new();
         let a = reader.snapshot();
         let b = reader.snapshot();
         assert!(Arc::ptr_eq(&a, &b));
+        assert!(Arc::ptr_eq(&a, &reader.inner.fresh().unwrap()));
     }
 }

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::{RequestStore, SeriesLabels, SeriesSnapshot};
+use super::{NO_STATUS, RequestStore, SeriesLabels, SeriesSnapshot};
 use crate::instruments::{self as i, Instrument};
 use crate::state::histogram::HistogramSnapshot;
 use crate::state::reading::{Attributes, Family, Value, overflow_attributes};
@@ -71,11 +71,14 @@ fn attributes(labels: &SeriesLabels) -> Attributes {
             &i::HTTP_ROUTE,
             Value::Str(Cow::Owned(key.route.to_string())),
         ),
-        (
+    ];
+    // Only a status that was sent (the semantic conventions' rule).
+    if key.status != NO_STATUS {
+        attributes.push((
             &i::HTTP_RESPONSE_STATUS_CODE,
             Value::Int(i64::from(key.status)),
-        ),
-    ];
+        ));
+    }
     if let Some(error) = key.error_type() {
         attributes.push((&i::ERROR_TYPE, Value::Str(error)));
     }

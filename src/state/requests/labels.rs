@@ -12,6 +12,10 @@ use crate::state::series::ToKey;
 /// never becomes a label value.
 pub(crate) const UNMATCHED_ROUTE: &str = "unmatched";
 
+/// The status of a request that ended without an answer: none was sent, so
+/// it has no `http.response.status_code`.
+pub(crate) const NO_STATUS: u16 = 0;
+
 /// HTTP methods as the semantic conventions name them; anything else is
 /// `_OTHER`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -78,8 +82,14 @@ impl Method {
 pub(crate) enum ErrorKind {
     /// The handler answered with a 5xx status; `error.type` is the code.
     ServerError,
-    /// The handler panicked; serverwatch answered 500.
+    /// The handler panicked (serverwatch answered 500), or its streamed
+    /// body did (after the status it was sent with).
     Panic,
+    /// The request ended before an answer was sent: the client closed the
+    /// connection, or the server dropped the request. It has no status. A
+    /// client that leaves in the middle of a streamed body is not one: it
+    /// was answered.
+    Aborted,
 }
 
 impl ErrorKind {
@@ -88,9 +98,14 @@ impl ErrorKind {
         match self {
             ErrorKind::ServerError => Cow::Owned(status.to_string()),
             ErrorKind::Panic => Cow::Borrowed("panic"),
+            ErrorKind::Aborted => Cow::Borrowed(ABORTED),
         }
     }
 }
+
+/// The `error.type` of an aborted request, and its key among the status
+/// codes of `/health`.
+pub(crate) const ABORTED: &str = "aborted";
 
 /// Labels of one series. `R` is `Box<str>` when stored and `&str` when
 /// looking up, so a lookup never allocates; both hash alike.
@@ -106,6 +121,11 @@ impl<R> SeriesKey<R> {
     /// The `error.type` value, if the request failed.
     pub(crate) fn error_type(&self) -> Option<Cow<'static, str>> {
         self.error.map(|e| e.error_type(self.status))
+    }
+
+    /// The status as `/health` keys it: the code, or `aborted`.
+    pub(crate) fn status_key(&self) -> String {
+        status_key(self.status)
     }
 
     /// What the overflow series keeps of these labels: the error.
@@ -154,6 +174,15 @@ impl OverflowKey {
 
     pub(crate) fn error_type(&self) -> Option<Cow<'static, str>> {
         self.error.map(|e| e.error_type(self.status))
+    }
+}
+
+/// A status code as `/health` keys it: `"200"`, or `aborted` for none.
+pub(crate) fn status_key(status: u16) -> String {
+    if status == NO_STATUS {
+        ABORTED.to_owned()
+    } else {
+        status.to_string()
     }
 }
 

@@ -15,7 +15,9 @@ use std::time::SystemTime;
 
 use parking_lot::Mutex;
 
-pub(crate) use labels::{ErrorKind, Method, OverflowKey, SeriesKey, UNMATCHED_ROUTE};
+pub(crate) use labels::{
+    ErrorKind, Method, NO_STATUS, OverflowKey, SeriesKey, UNMATCHED_ROUTE, status_key,
+};
 pub(crate) use summary::RequestSummary;
 
 use crate::instruments::{BODY_SIZE_BOUNDS_BYTES, DURATION_BOUNDS_SECONDS};
@@ -53,6 +55,9 @@ use crate::state::series::SeriesSet;
 
 /// Longest error message kept in the recent-errors list, in bytes.
 const MAX_ERROR_MESSAGE: usize = 256;
+/// What the recent-errors list says of a panic whose message is not shown.
+pub(crate) const HIDDEN_PANIC_MESSAGE: &str = "the handler panicked (its message is shown only \
+     when a bearer_token protects the observability routes, or with panic_messages(true))";
 
 /// The instruments of one label set.
 #[derive(Debug)]
@@ -105,7 +110,9 @@ pub(crate) struct RecentError {
     pub(crate) time: SystemTime,
     pub(crate) method: Method,
     pub(crate) route: String,
+    /// [`NO_STATUS`] when none was sent.
     pub(crate) status: u16,
+    pub(crate) error: ErrorKind,
     pub(crate) message: String,
 }
 
@@ -119,13 +126,19 @@ pub(crate) struct RequestStore {
     active: [AtomicI64; Method::ALL.len()],
     recent_errors: Mutex<VecDeque<RecentError>>,
     recent_errors_capacity: usize,
+    /// Whether the recent errors keep a panic's message.
+    panic_messages: bool,
 }
 
 impl RequestStore {
+    /// A store of at most `max_series` label sets, with `bounds`, that lists
+    /// the last `recent_errors_capacity` errors, with their panic messages
+    /// if `panic_messages` (they often hold request data).
     pub(crate) fn new(
         max_series: usize,
         recent_errors_capacity: usize,
         bounds: RequestBounds,
+        panic_messages: bool,
     ) -> Self {
         Self {
             series: SeriesSet::new(max_series),
@@ -134,6 +147,7 @@ impl RequestStore {
             active: Default::default(),
             recent_errors: Mutex::new(VecDeque::with_capacity(recent_errors_capacity)),
             recent_errors_capacity,
+            panic_messages,
         }
     }
 
@@ -162,21 +176,26 @@ impl RequestStore {
 
     fn push_error(&self, observation: &Observation<'_>) {
         let key = &observation.key;
-        let message = observation
-            .message
-            .map(|m| truncate(m, MAX_ERROR_MESSAGE).to_owned())
-            .unwrap_or_else(|| {
-                http::StatusCode::from_u16(key.status)
-                    .ok()
-                    .and_then(|s| s.canonical_reason())
-                    .unwrap_or("server error")
-                    .to_owned()
-            });
+        let message = match (observation.message, key.error) {
+            (Some(_), Some(ErrorKind::Panic)) if !self.panic_messages => {
+                HIDDEN_PANIC_MESSAGE.to_owned()
+            }
+            (Some(m), _) => truncate(m, MAX_ERROR_MESSAGE).to_owned(),
+            (None, Some(ErrorKind::Aborted)) => {
+                "no answer: the request ended before one was sent (the client left)".to_owned()
+            }
+            (None, _) => http::StatusCode::from_u16(key.status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("server error")
+                .to_owned(),
+        };
         let entry = RecentError {
             time: SystemTime::now(),
             method: key.method,
             route: key.route.to_owned(),
             status: key.status,
+            error: key.error.unwrap_or(ErrorKind::ServerError),
             message,
         };
         let mut errors = self.recent_errors.lock();
@@ -196,18 +215,13 @@ impl RequestStore {
     /// Copies every series, sorted by labels; the overflow series come last,
     /// once they have been used.
     fn snapshot(&self) -> Vec<SeriesSnapshot> {
-        let mut out: Vec<SeriesSnapshot> = self
+        let mut out = self
             .series
-            .entries()
-            .into_iter()
-            .map(|(key, series)| series.snapshot(self, SeriesLabels::Series(key)))
-            .chain(
-                self.overflow
-                    .entries()
-                    .into_iter()
-                    .map(|(key, series)| series.snapshot(self, SeriesLabels::Overflow(key))),
-            )
-            .collect();
+            .collect(|key, series| series.snapshot(self, SeriesLabels::Series(key.clone())));
+        out.extend(
+            self.overflow
+                .collect(|key, series| series.snapshot(self, SeriesLabels::Overflow(*key))),
+        );
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
     }
@@ -279,7 +293,7 @@ pub(crate) mod tests {
 
     #[test]
     fn label_sets_past_the_cap_go_to_the_overflow_and_keep_their_errors() {
-        let store = RequestStore::new(2, 10, RequestBounds::default());
+        let store = RequestStore::new(2, 10, RequestBounds::default(), true);
         for route in ["/a", "/b", "/c", "/d", "/a"] {
             store.record(&observation(route, 200, 1));
         }
@@ -297,7 +311,7 @@ pub(crate) mod tests {
 
     #[test]
     fn recent_errors_are_bounded_and_newest_first() {
-        let store = RequestStore::new(100, 3, RequestBounds::default());
+        let store = RequestStore::new(100, 3, RequestBounds::default(), true);
         for status in 500..505 {
             store.record(&observation("/x", status, 1));
         }

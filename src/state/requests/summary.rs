@@ -4,16 +4,17 @@
 
 use std::collections::BTreeMap;
 
-use super::{RecentError, RequestStore, SeriesLabels};
+use super::{RecentError, RequestStore, SeriesLabels, status_key};
 use crate::state::histogram::Totals;
 use crate::state::reading::OVERFLOW_LABEL;
 
 /// A summary of every request recorded so far.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RequestSummary {
-    /// Every request that got a response, errors and panics included.
+    /// Every request, errors, panics and aborted ones included.
     pub(crate) all: Totals,
-    /// Requests per status code (`"200"`), `other` past the cap.
+    /// Requests per status code (`"200"`), `aborted` for those that ended
+    /// without an answer, `other` past the cap.
     pub(crate) status_codes: BTreeMap<String, u64>,
     /// Requests per `"METHOD /route/{template}"`, `other` past the cap.
     pub(crate) endpoints: BTreeMap<String, u64>,
@@ -32,14 +33,14 @@ impl RequestStore {
             let failed = series.labels.failed();
             let (status, endpoint, route) = match &series.labels {
                 SeriesLabels::Series(k) => (
-                    k.status.to_string(),
+                    k.status_key(),
                     format!("{} {}", k.method.as_str(), k.route),
                     k.route.to_string(),
                 ),
                 SeriesLabels::Overflow(k) => (
                     // An error's status is kept past the cap.
                     if k.error.is_some() {
-                        k.status.to_string()
+                        status_key(k.status)
                     } else {
                         OVERFLOW_LABEL.to_owned()
                     },
@@ -64,7 +65,7 @@ mod tests {
 
     #[test]
     fn errors_count_per_route_and_past_the_cap() {
-        let store = RequestStore::new(2, 10, super::super::RequestBounds::default());
+        let store = RequestStore::new(2, 10, super::super::RequestBounds::default(), true);
         store.record(&observation("/a", 200, 1));
         store.record(&observation("/a", 500, 3));
         store.record(&observation("/b", 503, 1));

@@ -28,7 +28,8 @@ pub(crate) struct Sample {
     pub(crate) time: u64,
     /// Requests per second.
     pub(crate) request_rate: f64,
-    /// Errors (5xx and panics) as a percentage of requests; 0 without requests.
+    /// Errors (5xx, panics, aborted requests) as a percentage of requests; 0
+    /// without requests.
     pub(crate) error_rate: f64,
     /// Duration percentiles of the interval's requests, in seconds.
     pub(crate) p50: f64,
@@ -85,7 +86,7 @@ impl History {
         if let Some((then, before)) = previous.as_ref() {
             let seconds = now.duration_since(*then).unwrap_or_default().as_secs_f64();
             if seconds > 0.0 {
-                let rss_bytes = state.system().process.resident_bytes;
+                let rss_bytes = state.system_now().process.resident_bytes;
                 let sample = difference(before, &summary, seconds, now, rss_bytes);
                 let mut samples = self.samples.lock();
                 if samples.len() == CAPACITY {

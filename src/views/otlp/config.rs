@@ -28,7 +28,7 @@ pub enum OtlpProtocol {
 }
 
 /// What the builder methods set; `None` leaves the environment's say.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct OtlpSettings {
     pub(crate) endpoint: Option<String>,
     pub(crate) protocol: Option<OtlpProtocol>,
@@ -40,7 +40,7 @@ pub(crate) struct OtlpSettings {
 }
 
 /// Settings after the environment was read and everything was checked.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct OtlpConfig {
     /// The URL requests go to: `…/v1/metrics` for HTTP, the server for gRPC.
     pub(crate) endpoint: Uri,
@@ -52,6 +52,41 @@ pub(crate) struct OtlpConfig {
     pub(crate) resource_attributes: Vec<(String, String)>,
     /// Histograms as base-2 exponential ones, not explicit-bucket ones.
     pub(crate) exponential_histograms: bool,
+}
+
+/// Header values are credentials (API keys): `Debug` shows their names only.
+fn redacted<'a, N: std::fmt::Debug + 'a, V: 'a>(
+    headers: impl IntoIterator<Item = &'a (N, V)>,
+) -> Vec<(&'a N, &'static str)> {
+    headers
+        .into_iter()
+        .map(|(n, _)| (n, "<redacted>"))
+        .collect()
+}
+
+impl std::fmt::Debug for OtlpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpSettings")
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field("headers", &redacted(&self.headers))
+            .field("timeout", &self.timeout)
+            .field("interval", &self.interval)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for OtlpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpConfig")
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field("headers", &redacted(&self.headers))
+            .field("timeout", &self.timeout)
+            .field("interval", &self.interval)
+            .field("resource_attributes", &self.resource_attributes)
+            .finish()
+    }
 }
 
 const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
