@@ -11,6 +11,7 @@ use axum::extract::MatchedPath;
 use http::{Response, StatusCode};
 
 use super::body::ByteSink;
+use crate::state::exemplar::SpanIds;
 use crate::state::requests::{
     ErrorKind, Method, NO_STATUS, Observation, RequestStore, SeriesKey, UNMATCHED_ROUTE,
 };
@@ -58,6 +59,8 @@ pub(super) struct InFlight {
     route: Route,
     request_bytes: Option<Counter>,
     start: Instant,
+    /// The sampled trace the request is handled in.
+    span: Option<SpanIds>,
     /// Set once a [`Completion`] recorded the request.
     recorded: bool,
 }
@@ -76,6 +79,7 @@ impl InFlight {
             route,
             request_bytes,
             start: Instant::now(),
+            span: super::span::current(),
             recorded: false,
         }
     }
@@ -119,6 +123,7 @@ impl InFlight {
             request_bytes,
             response_bytes: response,
             message,
+            span: self.span,
         });
     }
 }

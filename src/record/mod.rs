@@ -11,6 +11,7 @@ mod body;
 mod future;
 mod in_flight;
 mod layer;
+mod span;
 
 pub use body::{RequestBody, ResponseBody};
 pub use future::ResponseFuture;

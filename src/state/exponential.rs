@@ -261,6 +261,10 @@ impl ExponentialSnapshot {
     }
 
     /// What was added since `earlier`, a snapshot of the same histogram.
+    #[cfg_attr(
+        not(any(feature = "dashboard", feature = "otlp")),
+        allow(dead_code, reason = "intervals are for the dashboard and OTLP deltas")
+    )]
     pub(crate) fn minus(&self, earlier: &Self) -> Self {
         let scale = self.scale.min(earlier.scale);
         let (a, b) = (
@@ -299,6 +303,10 @@ impl ExponentialSnapshot {
     }
 
     /// Without empty buckets at either end.
+    #[cfg_attr(
+        not(any(feature = "dashboard", feature = "otlp")),
+        allow(dead_code, reason = "used by `minus` only")
+    )]
     fn trimmed(mut self) -> Self {
         let leading = self.counts.iter().take_while(|&&n| n == 0).count();
         self.counts.drain(..leading);

@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::exemplar::{Exemplar, Exemplars, SpanIds};
 use super::exponential::{AtomicExponential, ExponentialSnapshot, Layout};
 
 /// The most classic bounds a histogram may have.
@@ -92,6 +93,8 @@ pub(crate) struct AtomicHistogram {
     /// The largest observation.
     max: AtomicU64,
     exponential: AtomicExponential,
+    /// The last traced observation of each classic bucket.
+    exemplars: Exemplars,
 }
 
 impl AtomicHistogram {
@@ -102,11 +105,29 @@ impl AtomicHistogram {
             min: AtomicU64::new(u64::MAX),
             max: AtomicU64::new(0),
             exponential: AtomicExponential::new(),
+            exemplars: Exemplars::new(bounds.base.len() + 1),
+        }
+    }
+
+    /// [`record`](Self::record), keeping the observation as its bucket's
+    /// exemplar when it was made inside a sampled trace.
+    pub(crate) fn record_traced(&self, bounds: &Bounds, value: u64, span: Option<SpanIds>) {
+        let bucket = bounds.bucket(value);
+        self.record_in(bounds, bucket, value);
+        if let Some(span) = span {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+            self.exemplars.store(bucket, span, value, now);
         }
     }
 
     pub(crate) fn record(&self, bounds: &Bounds, value: u64) {
-        self.buckets[bounds.bucket(value)].fetch_add(1, Ordering::Relaxed);
+        self.record_in(bounds, bounds.bucket(value), value);
+    }
+
+    fn record_in(&self, bounds: &Bounds, bucket: usize, value: u64) {
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         // Saturates: a sum that wrapped would fall, which Prometheus reads
         // as a counter reset. Uncontended, the update is one exchange.
         let _ = self
@@ -152,6 +173,7 @@ impl AtomicHistogram {
             max,
             buckets,
             exponential,
+            exemplars: self.exemplars.snapshot(bounds.scale),
         }
     }
 }
@@ -168,6 +190,9 @@ pub(crate) struct HistogramSnapshot {
     /// Per-bucket (not cumulative) counts; the last one is +Inf.
     pub(crate) buckets: Vec<u64>,
     pub(crate) exponential: ExponentialSnapshot,
+    /// Per classic bucket, its exemplar if it has one; empty when no
+    /// bucket ever had one.
+    pub(crate) exemplars: Vec<Option<Exemplar>>,
 }
 
 impl HistogramSnapshot {
@@ -191,12 +216,23 @@ impl HistogramSnapshot {
     }
 
     /// What was added since `earlier`, a snapshot of the same histogram.
+    #[cfg_attr(
+        not(any(feature = "dashboard", feature = "otlp")),
+        allow(dead_code, reason = "intervals are for the dashboard and OTLP deltas")
+    )]
     pub(crate) fn minus(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
         let buckets: Vec<u64> = self
             .buckets
             .iter()
             .enumerate()
             .map(|(i, n)| n.saturating_sub(earlier.buckets.get(i).copied().unwrap_or(0)))
+            .collect();
+        // An exemplar belongs to the interval only if its bucket grew.
+        let exemplars = self
+            .exemplars
+            .iter()
+            .zip(&buckets)
+            .map(|(e, &n)| e.filter(|_| n > 0))
             .collect();
         HistogramSnapshot {
             count: buckets.iter().sum(),
@@ -205,6 +241,7 @@ impl HistogramSnapshot {
             max: None,
             buckets,
             exponential: self.exponential.minus(&earlier.exponential),
+            exemplars,
         }
     }
 

@@ -5,6 +5,7 @@
 //! API; [`State`] holds them together and gives the views one reading of
 //! everything ([`State::families`]) and the parts of `/health`.
 
+pub(crate) mod exemplar;
 pub(crate) mod exponential;
 pub(crate) mod histogram;
 pub(crate) mod reading;

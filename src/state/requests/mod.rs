@@ -21,6 +21,7 @@ pub(crate) use labels::{
 pub(crate) use summary::RequestSummary;
 
 use crate::instruments::{BODY_SIZE_BOUNDS_BYTES, DURATION_BOUNDS_SECONDS};
+use crate::state::exemplar::SpanIds;
 use crate::state::histogram::{AtomicHistogram, Bounds, HistogramSnapshot};
 
 /// The classic bounds of the three histograms of a label set.
@@ -76,6 +77,9 @@ pub(crate) struct Observation<'a> {
     pub(crate) response_bytes: u64,
     /// Message for the recent-errors list (only read for errors).
     pub(crate) message: Option<&'a str>,
+    /// The sampled trace the request was handled in, if any: the
+    /// duration's exemplar.
+    pub(crate) span: Option<SpanIds>,
 }
 
 /// Whose numbers a [`SeriesSnapshot`] holds.
@@ -243,7 +247,8 @@ impl Series {
 
     fn record(&self, store: &RequestStore, o: &Observation<'_>) {
         let bounds = &store.bounds;
-        self.duration.record(&bounds.duration, o.duration_nanos);
+        self.duration
+            .record_traced(&bounds.duration, o.duration_nanos, o.span);
         self.request_size
             .record(&bounds.request_size, o.request_bytes);
         self.response_size
@@ -288,6 +293,7 @@ pub(crate) mod tests {
             request_bytes: 0,
             response_bytes: 10,
             message: None,
+            span: None,
         }
     }
 
