@@ -13,7 +13,9 @@ use crate::state::State;
 use crate::state::requests::RequestStore;
 use crate::views::Views;
 #[cfg(feature = "otlp")]
-use crate::views::otlp::{OtlpExporter, OtlpProtocol, OtlpSettings};
+use crate::views::otlp::{
+    OtlpCompression, OtlpExporter, OtlpProtocol, OtlpSettings, OtlpTemporality,
+};
 
 /// Configures a [`ServerWatch`]; [`Builder::build`] checks the settings.
 ///
@@ -148,8 +150,11 @@ impl Builder {
         self
     }
 
-    /// How long one export may take, overriding `OTEL_EXPORTER_OTLP_TIMEOUT`.
-    /// Default 10 s.
+    /// How long one export request may take, overriding
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT`; also the most [`ServerWatch::shutdown`]
+    /// waits. Default 10 s. An export and its retries together take at
+    /// most `OTEL_METRIC_EXPORT_TIMEOUT` (default 30 s) and never run into
+    /// the next export.
     ///
     /// ```
     /// let builder = serverwatch::ServerWatch::builder().otlp_timeout(std::time::Duration::from_secs(2));
@@ -170,6 +175,32 @@ impl Builder {
     #[cfg(feature = "otlp")]
     pub fn otlp_export_interval(mut self, interval: std::time::Duration) -> Self {
         self.otlp.interval = Some(interval);
+        self
+    }
+
+    /// Compresses the exports, overriding `OTEL_EXPORTER_OTLP_COMPRESSION`.
+    /// Default: none.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder()
+    ///     .otlp_compression(serverwatch::OtlpCompression::Gzip);
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_compression(mut self, compression: OtlpCompression) -> Self {
+        self.otlp.compression = Some(compression);
+        self
+    }
+
+    /// Exports counters and histograms as deltas (or cumulative, the
+    /// default), overriding `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder()
+    ///     .otlp_temporality(serverwatch::OtlpTemporality::Delta);
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_temporality(mut self, temporality: OtlpTemporality) -> Self {
+        self.otlp.temporality = Some(temporality);
         self
     }
 

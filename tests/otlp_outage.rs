@@ -295,7 +295,7 @@ fn watch_for(endpoint: String, protocol: OtlpProtocol) -> ServerWatch {
 fn endpoint_and_port(rotel_ports: (u16, u16), protocol: OtlpProtocol) -> (String, u16) {
     let (grpc, http) = rotel_ports;
     let port = match protocol {
-        OtlpProtocol::HttpProtobuf => http,
+        OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => http,
         OtlpProtocol::Grpc => grpc,
     };
     (format!("http://127.0.0.1:{port}"), port)

@@ -40,7 +40,7 @@ const DURATION_BOUNDS: [f64; 14] = [
 
 fn endpoint(rotel: &Rotel, protocol: OtlpProtocol) -> String {
     match protocol {
-        OtlpProtocol::HttpProtobuf => rotel.http_endpoint(),
+        OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => rotel.http_endpoint(),
         OtlpProtocol::Grpc => rotel.grpc_endpoint(),
     }
 }

@@ -109,7 +109,7 @@ impl HistogramSnapshot {
     }
 
     /// What was added since `earlier`, a snapshot of the same histogram.
-    #[cfg(feature = "dashboard")]
+    #[cfg(any(feature = "dashboard", feature = "otlp"))]
     pub(crate) fn minus(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
         let buckets: Vec<u64> = self
             .buckets

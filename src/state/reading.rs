@@ -25,7 +25,7 @@ pub(crate) struct Point {
 }
 
 /// An attribute value, typed as the semantic conventions type it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Value {
     Str(Cow<'static, str>),
     Int(i64),
@@ -43,13 +43,36 @@ impl Value {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum PointValue {
     Number(f64),
     Histogram {
         bounds: &'static [f64],
         data: HistogramSnapshot,
     },
+}
+
+impl PointValue {
+    /// What was added since `earlier`, a reading of the same point: what a
+    /// delta exporter sends. A value below `earlier` was reset, so all of
+    /// it is new.
+    #[cfg(feature = "otlp")]
+    pub(crate) fn minus(&self, earlier: &PointValue) -> PointValue {
+        match (self, earlier) {
+            (PointValue::Number(now), PointValue::Number(then)) if now >= then => {
+                PointValue::Number(now - then)
+            }
+            (PointValue::Histogram { bounds, data }, PointValue::Histogram { data: then, .. })
+                if data.count >= then.count =>
+            {
+                PointValue::Histogram {
+                    bounds,
+                    data: data.minus(then),
+                }
+            }
+            _ => self.clone(),
+        }
+    }
 }
 
 impl Family {
