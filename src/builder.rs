@@ -204,6 +204,38 @@ impl Builder {
         self
     }
 
+    /// Trusts the CA certificates in this PEM file for `https://` collectors,
+    /// besides the webpki roots, overriding `OTEL_EXPORTER_OTLP_CERTIFICATE`.
+    /// Needs the `otlp-tls` feature; the file is read by [`build`](Self::build).
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder().otlp_certificate("/etc/ssl/collector-ca.pem");
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_certificate(mut self, ca_pem: impl Into<std::path::PathBuf>) -> Self {
+        self.otlp.certificate = Some(ca_pem.into());
+        self
+    }
+
+    /// Presents this client certificate (mutual TLS), from PEM files of the
+    /// certificate chain and its private key, overriding
+    /// `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` and `OTEL_EXPORTER_OTLP_CLIENT_KEY`.
+    /// Needs the `otlp-tls` feature; the files are read by [`build`](Self::build).
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder()
+    ///     .otlp_client_certificate("/etc/ssl/me.pem", "/etc/ssl/me-key.pem");
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_client_certificate(
+        mut self,
+        certificate_pem: impl Into<std::path::PathBuf>,
+        key_pem: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.otlp.client_certificate = Some((certificate_pem.into(), key_pem.into()));
+        self
+    }
+
     /// Records the MongoDB driver's commands and connection pool: installs
     /// serverwatch's command and connection-pool event handlers on `options`
     /// (before the client is built from them) and remembers the credentials

@@ -73,6 +73,15 @@ impl PointValue {
             _ => self.clone(),
         }
     }
+
+    /// Whether nothing was observed: what a delta of an idle point is.
+    #[cfg(feature = "otlp")]
+    pub(crate) fn is_zero(&self) -> bool {
+        match self {
+            PointValue::Number(v) => *v == 0.0,
+            PointValue::Histogram { data, .. } => data.count == 0,
+        }
+    }
 }
 
 impl Family {

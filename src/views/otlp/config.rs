@@ -3,6 +3,7 @@
 //! that names the variable (or the builder method).
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Uri};
@@ -83,6 +84,9 @@ pub(crate) struct OtlpSettings {
     pub(crate) interval: Option<Duration>,
     pub(crate) compression: Option<OtlpCompression>,
     pub(crate) temporality: Option<OtlpTemporality>,
+    pub(crate) certificate: Option<PathBuf>,
+    /// Certificate and key.
+    pub(crate) client_certificate: Option<(PathBuf, PathBuf)>,
 }
 
 /// Header values are credentials (API keys): only their names are shown.
@@ -96,6 +100,8 @@ impl fmt::Debug for OtlpSettings {
             .field("interval", &self.interval)
             .field("compression", &self.compression)
             .field("temporality", &self.temporality)
+            .field("certificate", &self.certificate)
+            .field("client_certificate", &self.client_certificate)
             .finish()
     }
 }
@@ -302,7 +308,7 @@ impl OtlpSettings {
                 None => OtlpTemporality::Cumulative,
             },
         };
-        let tls = tls(&var)?;
+        let tls = self.tls(&var)?;
         let resource_attributes = match var(RESOURCE_ATTRIBUTES) {
             Some(list) => parse_pairs(RESOURCE_ATTRIBUTES, &list)?,
             None => Vec::new(),
@@ -425,34 +431,47 @@ fn endpoint_url(
     Ok(uri)
 }
 
-/// The CA and the client certificate, from their files; the metrics-specific
-/// variable wins over the generic one.
-fn tls(var: &dyn Fn(&str) -> Option<String>) -> Result<Tls, BuildError> {
-    let ca = first(var, &[METRICS_CERTIFICATE, CERTIFICATE])
-        .map(|(name, path)| pem_file(name, &path, Pem::Certificates))
-        .transpose()?;
-    let certificate = first(var, &[METRICS_CLIENT_CERTIFICATE, CLIENT_CERTIFICATE]);
-    let key = first(var, &[METRICS_CLIENT_KEY, CLIENT_KEY]);
-    let client = match (certificate, key) {
-        (None, None) => None,
-        (Some((name, _)), None) => {
-            return Err(error(
-                name,
-                format!("a client certificate needs its key: set {CLIENT_KEY} too"),
+impl OtlpSettings {
+    /// The CA and the client certificate, from their files; the builder wins
+    /// over the metrics-specific variable, which wins over the generic one.
+    fn tls(&self, var: &dyn Fn(&str) -> Option<String>) -> Result<Tls, BuildError> {
+        let ca = match &self.certificate {
+            Some(path) => Some(pem_file("otlp_certificate", path, Pem::Certificates)?),
+            None => first(var, &[METRICS_CERTIFICATE, CERTIFICATE])
+                .map(|(name, path)| pem_file(name, Path::new(path.trim()), Pem::Certificates))
+                .transpose()?,
+        };
+        if let Some((certificate, key)) = &self.client_certificate {
+            let setting = "otlp_client_certificate";
+            let client = Some((
+                pem_file(setting, certificate, Pem::Certificates)?,
+                pem_file(setting, key, Pem::PrivateKey)?,
             ));
+            return Ok(Tls { ca, client });
         }
-        (None, Some((name, _))) => {
-            return Err(error(
-                name,
-                format!("a client key needs its certificate: set {CLIENT_CERTIFICATE} too"),
-            ));
-        }
-        (Some((cert_name, cert)), Some((key_name, key))) => Some((
-            pem_file(cert_name, &cert, Pem::Certificates)?,
-            pem_file(key_name, &key, Pem::PrivateKey)?,
-        )),
-    };
-    Ok(Tls { ca, client })
+        let certificate = first(var, &[METRICS_CLIENT_CERTIFICATE, CLIENT_CERTIFICATE]);
+        let key = first(var, &[METRICS_CLIENT_KEY, CLIENT_KEY]);
+        let client = match (certificate, key) {
+            (None, None) => None,
+            (Some((name, _)), None) => {
+                return Err(error(
+                    name,
+                    format!("a client certificate needs its key: set {CLIENT_KEY} too"),
+                ));
+            }
+            (None, Some((name, _))) => {
+                return Err(error(
+                    name,
+                    format!("a client key needs its certificate: set {CLIENT_CERTIFICATE} too"),
+                ));
+            }
+            (Some((cert_name, cert)), Some((key_name, key))) => Some((
+                pem_file(cert_name, Path::new(cert.trim()), Pem::Certificates)?,
+                pem_file(key_name, Path::new(key.trim()), Pem::PrivateKey)?,
+            )),
+        };
+        Ok(Tls { ca, client })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -463,20 +482,19 @@ enum Pem {
 
 /// Reads a PEM file and checks that it holds what it should, so that a
 /// wrong file fails `build()` rather than every export.
-fn pem_file(setting: &'static str, path: &str, kind: Pem) -> Result<Vec<u8>, BuildError> {
+fn pem_file(setting: &'static str, path: &Path, kind: Pem) -> Result<Vec<u8>, BuildError> {
     if !cfg!(feature = "otlp-tls") {
         return Err(error(
             setting,
             "certificates need TLS: enable serverwatch's `otlp-tls` feature".into(),
         ));
     }
-    let path = path.trim();
+    let shown = path.display();
     let pem =
-        std::fs::read(path).map_err(|e| error(setting, format!("cannot read {path}: {e}")))?;
-    let problem = pem_problem(&pem, kind);
-    match problem {
+        std::fs::read(path).map_err(|e| error(setting, format!("cannot read {shown}: {e}")))?;
+    match pem_problem(&pem, kind) {
         None => Ok(pem),
-        Some(problem) => Err(error(setting, format!("{path}: {problem}"))),
+        Some(problem) => Err(error(setting, format!("{shown}: {problem}"))),
     }
 }
 

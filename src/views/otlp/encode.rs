@@ -4,7 +4,8 @@
 //!
 //! Deltas are computed from the cumulative state: the exporter keeps the
 //! cumulative value of every delta point as the collector last took it, and
-//! sends the difference. A series new since then starts at that export's
+//! sends the difference; a point that did not change is left out, as the
+//! OpenTelemetry SDKs do. A series new since then starts at that export's
 //! time (none of its observations is older); a failed export moves nothing,
 //! so the next one carries its share and deltas stay lossless.
 
@@ -148,6 +149,10 @@ impl Encoder {
             } else {
                 Sent::cumulative(point, nanos(self.origin.start), now)
             };
+            if sent.delta.as_ref().is_some_and(PointValue::is_zero) {
+                sent.keep(baseline);
+                continue;
+            }
             match sent.value() {
                 PointValue::Number(value) => numbers.push(number_point(&sent, *value)),
                 PointValue::Histogram { bounds, data } => histograms.push(HistogramDataPoint {
@@ -346,8 +351,10 @@ mod tests {
         &encoded.request.resource_metrics[0].scope_metrics[0].metrics
     }
 
-    /// (route, start s, time s, count, buckets, max) of each duration point.
-    fn durations(encoded: &Encoded) -> Vec<(String, u64, u64, u64, Vec<u64>, Option<f64>)> {
+    /// Route, start and time (s), count, buckets and max of a duration point.
+    type DurationPoint = (String, u64, u64, u64, Vec<u64>, Option<f64>);
+
+    fn durations(encoded: &Encoded) -> Vec<DurationPoint> {
         let Some(metric::Data::Histogram(h)) = &metrics(encoded)[0].data else {
             panic!("not a histogram");
         };
@@ -446,13 +453,23 @@ mod tests {
             ]
         );
         encoder.taken(third);
+        let reading = [("/a", [4, 2, 1], 4.5), ("/b", [0, 1, 1], 3.0)];
         let fourth = encoder.encode(families(&reading, 2.0), at(340));
         assert_eq!(
             durations(&fourth),
-            [
-                ("/a".into(), 280, 340, 0, vec![0, 0, 0], None),
-                ("/b".into(), 280, 340, 0, vec![0, 0, 0], None),
-            ]
+            [("/b".into(), 280, 340, 1, vec![0, 0, 1], None)],
+            "a point that did not change is left out"
+        );
+        encoder.taken(fourth);
+        let fifth = encoder.encode(families(&reading, 2.0), at(400));
+        assert_eq!(durations(&fifth), []);
+        encoder.taken(fifth);
+        let reading = [("/a", [5, 2, 1], 4.6), ("/b", [0, 1, 1], 3.0)];
+        let sixth = encoder.encode(families(&reading, 2.0), at(460));
+        assert_eq!(
+            durations(&sixth),
+            [("/a".into(), 400, 460, 1, vec![1, 0, 0], None)],
+            "back after a quiet export, from that export on"
         );
     }
 

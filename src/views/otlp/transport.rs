@@ -131,7 +131,7 @@ impl Transport {
                 compression,
             } => {
                 let body = if *json {
-                    serde_json::to_vec(request).map_err(|e| Failed::permanent(e.to_string()))?
+                    json_body(request).map_err(|e| Failed::permanent(e.to_string()))?
                 } else {
                     request.encode_to_vec()
                 };
@@ -193,6 +193,42 @@ impl Failed {
             retry: Retry::No,
         }
     }
+}
+
+/// The OTLP JSON encoding of `request`, by opentelemetry-proto's serde
+/// support, which follows the specification (64-bit integers as decimal
+/// strings, enums as integers, ids in hex), except for the counts of
+/// histogram points: those are written as numbers, which the specification
+/// makes every receiver accept too, because rotel reads only numbers there
+/// (it drops the histogram otherwise, silently).
+fn json_body(request: &ExportMetricsServiceRequest) -> serde_json::Result<Vec<u8>> {
+    use serde_json::Value;
+    let mut json = serde_json::to_value(request)?;
+    let histogram_points = json
+        .pointer_mut("/resourceMetrics")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get_mut("scopeMetrics")?.as_array_mut())
+        .flatten()
+        .filter_map(|s| s.get_mut("metrics")?.as_array_mut())
+        .flatten()
+        .filter_map(|m| m.pointer_mut("/histogram/dataPoints")?.as_array_mut())
+        .flatten();
+    for point in histogram_points {
+        let as_number = |v: &mut Value| {
+            if let Some(n) = v.as_str().and_then(|s| s.parse::<u64>().ok()) {
+                *v = Value::from(n);
+            }
+        };
+        if let Some(count) = point.get_mut("count") {
+            as_number(count);
+        }
+        if let Some(buckets) = point.get_mut("bucketCounts").and_then(Value::as_array_mut) {
+            buckets.iter_mut().for_each(as_number);
+        }
+    }
+    serde_json::to_vec(&json)
 }
 
 /// The `Content-Encoding` of `compression`.
@@ -410,6 +446,47 @@ mod tests {
             partial_success: Some(ExportMetricsPartialSuccess::default()),
         };
         assert_eq!(http_partial_success(&empty.encode_to_vec(), false), None);
+    }
+
+    #[test]
+    fn json_follows_the_specification_with_histogram_counts_as_numbers() {
+        use opentelemetry_proto::tonic::metrics::v1::{
+            Histogram, HistogramDataPoint, Metric, ResourceMetrics, ScopeMetrics, metric,
+        };
+        let point = HistogramDataPoint {
+            start_time_unix_nano: 1,
+            time_unix_nano: 2,
+            count: 3,
+            sum: Some(0.5),
+            bucket_counts: vec![1, 2],
+            explicit_bounds: vec![0.1],
+            ..HistogramDataPoint::default()
+        };
+        let request = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "h".into(),
+                        data: Some(metric::Data::Histogram(Histogram {
+                            data_points: vec![point],
+                            aggregation_temporality: 2,
+                        })),
+                        ..Metric::default()
+                    }],
+                    ..ScopeMetrics::default()
+                }],
+                ..ResourceMetrics::default()
+            }],
+        };
+        let json: serde_json::Value =
+            serde_json::from_slice(&json_body(&request).unwrap()).unwrap();
+        let histogram = &json["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["histogram"];
+        assert_eq!(histogram["aggregationTemporality"], 2, "enums as integers");
+        let point = &histogram["dataPoints"][0];
+        assert_eq!(point["timeUnixNano"], "2", "64-bit integers as strings");
+        assert_eq!(point["count"], 3);
+        assert_eq!(point["bucketCounts"], serde_json::json!([1, 2]));
+        assert_eq!(point["explicitBounds"], serde_json::json!([0.1]));
     }
 
     #[test]
