@@ -32,17 +32,6 @@ pub(crate) enum Value {
     Bool(bool),
 }
 
-impl Value {
-    /// The Prometheus label value.
-    pub(crate) fn to_label(&self) -> Cow<'static, str> {
-        match self {
-            Value::Str(s) => s.clone(),
-            Value::Int(n) => Cow::Owned(n.to_string()),
-            Value::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub(crate) enum PointValue {
     Number(f64),
