@@ -24,6 +24,7 @@ pub(crate) struct Config {
     pub(crate) recent_errors: usize,
     pub(crate) bearer_token: Option<String>,
     pub(crate) path_prefix: String,
+    pub(crate) disabled_instruments: Vec<String>,
 }
 
 impl Default for Config {
@@ -35,6 +36,7 @@ impl Default for Config {
             recent_errors: 10,
             bearer_token: None,
             path_prefix: String::new(),
+            disabled_instruments: Vec::new(),
         }
     }
 }
@@ -47,6 +49,8 @@ pub(crate) struct Checked {
     pub(crate) recent_errors: usize,
     pub(crate) bearer_token: Option<String>,
     pub(crate) path_prefix: String,
+    /// Names of instruments that exist.
+    pub(crate) disabled_instruments: Vec<String>,
 }
 
 impl Config {
@@ -103,7 +107,27 @@ impl Config {
                 ),
             ));
         }
+        let disabled_instruments = self
+            .disabled_instruments
+            .iter()
+            .map(|name| {
+                let name = name.trim();
+                crate::state::instrument(name)
+                    .map(|_| name.to_owned())
+                    .ok_or_else(|| {
+                        BuildError::new(
+                            "disable_instruments",
+                            format!(
+                                "no instrument is called {name:?}: use an OpenTelemetry name \
+                             (http.server.request.body.size) or a /metrics family name \
+                             (http_server_request_body_size_bytes)"
+                            ),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Checked {
+            disabled_instruments,
             service: Service {
                 name,
                 version: self.service_version,

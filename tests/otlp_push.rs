@@ -830,7 +830,46 @@ async fn shutdown_flushes_over_grpc() {
 }
 
 // ---------------------------------------------------------------------------
-// 5. Bad settings are named
+// 5. Instruments turned off
+
+/// The body-size histograms, off: gone from OTLP and `/metrics` alike, while
+/// the duration histogram and `/health` still count every request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instruments_turned_off_leave_every_view() {
+    let rotel = Rotel::start().await;
+    let watch = builder_for(&rotel, OtlpProtocol::HttpProtobuf, INTERVAL)
+        .disable_instruments([REQUEST_SIZE, "http_server_response_body_size_bytes"])
+        .build()
+        .unwrap();
+    let app = serve_sample(&watch).await;
+    send_mix(&app).await;
+    let total = mix_total();
+    let batch = rotel
+        .wait_for_batch("a batch with every request", DEADLINE, |b| {
+            match b.total_count(DURATION) {
+                n if n == total => Ok(()),
+                n => Err(format!("{n} of {total} requests")),
+            }
+        })
+        .await;
+    assert!(batch.metric(REQUEST_SIZE).is_none(), "{:?}", batch.names());
+    assert!(batch.metric(RESPONSE_SIZE).is_none(), "{:?}", batch.names());
+    let text = app.metrics().await;
+    assert!(!text.contains("body_size"), "{text}");
+    assert_eq!(
+        support::sample(
+            &text,
+            "http_server_request_duration_seconds_count",
+            &[("http_route", "/echo")]
+        ),
+        Some(6.0)
+    );
+    assert_eq!(app.health().await["application"]["total_requests"], total);
+    watch.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------
+// 6. Bad settings are named
 
 #[test]
 fn bad_otlp_settings_are_named() {

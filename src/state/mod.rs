@@ -13,7 +13,7 @@ pub(crate) mod series;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::instruments as i;
+use crate::instruments::{self as i, Instrument};
 #[cfg(feature = "mongodb")]
 use crate::integrations::mongo::MongoWatch;
 use crate::integrations::system::{SystemReader, SystemSnapshot};
@@ -27,10 +27,22 @@ pub(crate) struct Service {
     pub(crate) version: String,
 }
 
+/// The instrument called `name`, by its OpenTelemetry name or its family
+/// name on `/metrics`.
+pub(crate) fn instrument(name: &str) -> Option<&'static Instrument> {
+    let all = i::ALL.iter();
+    #[cfg(feature = "mongodb")]
+    let all = all.chain(crate::integrations::mongo::instruments::ALL);
+    all.copied()
+        .find(|i| i.otel_name == name || i.prometheus_family() == name)
+}
+
 /// Everything watched, for the views to read.
 #[derive(Debug)]
 pub(crate) struct State {
     service: Service,
+    /// Left out of every reading.
+    disabled: Vec<&'static Instrument>,
     requests: Arc<RequestStore>,
     system: SystemReader,
     #[cfg(feature = "mongodb")]
@@ -40,12 +52,14 @@ pub(crate) struct State {
 impl State {
     pub(crate) fn new(
         service: Service,
+        disabled: &[String],
         requests: Arc<RequestStore>,
         system: SystemReader,
         #[cfg(feature = "mongodb")] mongo: Option<MongoWatch>,
     ) -> Self {
         Self {
             service,
+            disabled: disabled.iter().filter_map(|n| instrument(n)).collect(),
             requests,
             system,
             #[cfg(feature = "mongodb")]
@@ -72,16 +86,19 @@ impl State {
         self.system.snapshot()
     }
 
-    /// One reading of every instrument, in a fixed order: what `/metrics`
-    /// and OTLP encode.
+    /// One reading of every instrument that is on, in a fixed order: what
+    /// `/metrics` and OTLP encode.
     pub(crate) fn families(&self) -> Vec<Family> {
-        let mut families = self.requests.families();
+        // By name: instruments are constants, which have no one address.
+        let on = |i: &Instrument| !self.disabled.iter().any(|d| d.otel_name == i.otel_name);
+        let mut families = self.requests.families(on);
         families.extend(self.system.families());
         #[cfg(feature = "mongodb")]
         if let Some(mongo) = &self.mongo {
             families.extend(mongo.families());
         }
         families.push(self.build_info());
+        families.retain(|f| on(f.instrument));
         families
     }
 

@@ -99,13 +99,22 @@ impl Encoding {
 
 /// The `/metrics` response to a scrape with these request headers.
 pub(crate) fn response(families: &[Family], request: &HeaderMap) -> Response {
-    let text = |name| request.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let text = |name| {
+        request
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     let format = Format::negotiate(text(header::ACCEPT));
     let encoding = Encoding::negotiate(text(header::ACCEPT_ENCODING));
     // The size of the last text this process wrote: only a capacity hint,
     // which spares the body most of its reallocations.
     static LAST_SIZE: AtomicUsize = AtomicUsize::new(16 * 1024);
-    let (body, text_size) = encode(families, format, encoding, LAST_SIZE.load(Ordering::Relaxed));
+    let (body, text_size) = encode(
+        families,
+        format,
+        encoding,
+        LAST_SIZE.load(Ordering::Relaxed),
+    );
     LAST_SIZE.store(text_size, Ordering::Relaxed);
     let mut response = body.into_response();
     let headers = response.headers_mut();
@@ -159,7 +168,12 @@ fn encode(
 
 /// Writes the text into `out`, handing it to `flush` whenever it holds
 /// more than [`CHUNK`] bytes (`flush` may leave it as it is).
-fn write_text(families: &[Family], format: Format, out: &mut Vec<u8>, mut flush: impl FnMut(&mut Vec<u8>)) {
+fn write_text(
+    families: &[Family],
+    format: Format,
+    out: &mut Vec<u8>,
+    mut flush: impl FnMut(&mut Vec<u8>),
+) {
     let mut labels = Vec::with_capacity(256);
     let mut numbers: Vec<(Vec<u8>, f64)> = Vec::new();
     for family in families {
@@ -317,7 +331,7 @@ struct Buckets {
 
 impl Buckets {
     fn prepare(&mut self, name: &str, bounds: &'static [f64]) {
-        if self.bounds.is_some_and(|b| std::ptr::eq(b, bounds)) {
+        if self.bounds == Some(bounds) {
             return;
         }
         self.bounds = Some(bounds);
@@ -332,7 +346,13 @@ impl Buckets {
 
 /// `_sum`, `_count`, then each bucket, cumulative, as prometheus-client
 /// orders them (`le` first among the labels).
-fn write_histogram(out: &mut Vec<u8>, name: &str, labels: &[u8], buckets: &Buckets, h: &HistogramSnapshot) {
+fn write_histogram(
+    out: &mut Vec<u8>,
+    name: &str,
+    labels: &[u8],
+    buckets: &Buckets,
+    h: &HistogramSnapshot,
+) {
     write_name(out, name, "_sum", labels);
     out.push(b' ');
     out.extend_from_slice(dtoa::Buffer::new().format(h.sum).as_bytes());
@@ -464,8 +484,14 @@ mod tests {
                 },
             ),
             Family::new(&i::HTTP_SERVER_ACTIVE_REQUESTS)
-                .number(vec![(&i::HTTP_REQUEST_METHOD, Value::Str(Cow::Borrowed("GET")))], 3.0)
-                .number(vec![(&i::HTTP_REQUEST_METHOD, Value::Str(Cow::Borrowed("POST")))], 0.0),
+                .number(
+                    vec![(&i::HTTP_REQUEST_METHOD, Value::Str(Cow::Borrowed("GET")))],
+                    3.0,
+                )
+                .number(
+                    vec![(&i::HTTP_REQUEST_METHOD, Value::Str(Cow::Borrowed("POST")))],
+                    0.0,
+                ),
             Family::new(&i::PROCESS_CPU_TIME)
                 .number(mode("user"), 1.25)
                 .number(mode("system"), 0.5),
@@ -630,11 +656,12 @@ mod tests {
                             .zip(h.buckets.iter().copied())
                             .collect();
                         if labels.is_empty() {
-                            metric.encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets, None)?;
+                            metric
+                                .encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets, None)?;
                         } else {
-                            metric.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
-                                h.sum, h.count, &buckets, None,
-                            )?;
+                            metric
+                                .encode_family(&labels)?
+                                .encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets, None)?;
                         }
                     }
                     for (labels, v) in numbers {
