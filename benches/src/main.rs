@@ -244,6 +244,7 @@ async fn scrape_in_process(
     scrapes: usize,
     accept_encoding: Option<String>,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    use http_body_util::BodyExt;
     use tower_service::Service;
 
     let mut service = router(variant)?.with_state(());
@@ -262,10 +263,13 @@ async fn scrape_in_process(
         }
         let request = request.body(axum::body::Body::empty())?;
         let start = thread_cpu_nanos();
-        let response = service.call(request).await?;
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await?;
+        let mut body = service.call(request).await?.into_body();
+        // Chunk by chunk, as a connection takes them.
+        size = 0;
+        while let Some(frame) = body.frame().await {
+            size += frame?.data_ref().map_or(0, |d| d.len());
+        }
         times.push(thread_cpu_nanos() - start);
-        size = body.len();
     }
     times.sort_unstable();
     println!(

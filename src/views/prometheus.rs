@@ -6,15 +6,19 @@
 //! writes it (a test holds it to that): at 10 000 label sets that encoder
 //! spends most of a scrape encoding each label set again for every bucket
 //! line, through `fmt::Write` trait objects. Here each label set is written
-//! once per point and the bucket lines are copied around it. With gzip, the
-//! text is compressed as it is written, so a scrape holds only its
-//! compressed form.
+//! once per point and the bucket lines are copied around it. The body is
+//! written a chunk at a time as the connection takes it (compressed as it is
+//! written, with gzip), so a scrape never holds its whole text.
 
 use std::io::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
+use axum::body::Body;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, header};
+use http_body::Frame;
 
 use crate::instruments::{Instrument, Kind};
 use crate::state::histogram::HistogramSnapshot;
@@ -97,8 +101,10 @@ impl Encoding {
     }
 }
 
-/// The `/metrics` response to a scrape with these request headers.
-pub(crate) fn response(families: &[Family], request: &HeaderMap) -> Response {
+/// The `/metrics` response to a scrape with these request headers: the
+/// text of `families`, written (and compressed) a chunk at a time as the
+/// connection takes it.
+pub(crate) fn response(families: Vec<Family>, request: &HeaderMap) -> Response {
     let text = |name| {
         request
             .get(name)
@@ -106,17 +112,7 @@ pub(crate) fn response(families: &[Family], request: &HeaderMap) -> Response {
     };
     let format = Format::negotiate(text(header::ACCEPT));
     let encoding = Encoding::negotiate(text(header::ACCEPT_ENCODING));
-    // The size of the last text this process wrote: only a capacity hint,
-    // which spares the body most of its reallocations.
-    static LAST_SIZE: AtomicUsize = AtomicUsize::new(16 * 1024);
-    let (body, text_size) = encode(
-        families,
-        format,
-        encoding,
-        LAST_SIZE.load(Ordering::Relaxed),
-    );
-    LAST_SIZE.store(text_size, Ordering::Relaxed);
-    let mut response = body.into_response();
+    let mut response = Body::new(TextBody::new(families, format, encoding)).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -129,86 +125,142 @@ pub(crate) fn response(families: &[Family], request: &HeaderMap) -> Response {
     response
 }
 
-/// How much text is written before it is handed to the compressor.
-const CHUNK: usize = 64 * 1024;
+/// How much text is written at a time: the size of a body chunk, or of
+/// what is handed to the compressor.
+const CHUNK: usize = 256 * 1024;
 
-/// Encodes `families` in `format`, compressed as `encoding` says;
-/// `size_hint` is the size of the text of the last scrape. Returns the body
-/// and the size of the text.
-fn encode(
-    families: &[Family],
-    format: Format,
-    encoding: Encoding,
-    size_hint: usize,
-) -> (Vec<u8>, usize) {
-    match encoding {
-        Encoding::Identity => {
-            let mut text = Vec::with_capacity(size_hint);
-            write_text(families, format, &mut text, |_| {});
-            let size = text.len();
-            (text, size)
+/// The body of a scrape: writes the next chunk of text when the connection
+/// asks for one, so that writing overlaps sending and a scrape never holds
+/// its whole text.
+struct TextBody {
+    text: Text,
+    gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
+    done: bool,
+}
+
+impl TextBody {
+    fn new(families: Vec<Family>, format: Format, encoding: Encoding) -> Self {
+        let gzip = (encoding == Encoding::Gzip)
+            .then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        Self {
+            text: Text::new(families, format),
+            gzip,
+            done: false,
         }
-        Encoding::Gzip => {
-            let mut gzip = flate2::write::GzEncoder::new(
-                Vec::with_capacity(size_hint / 16),
-                flate2::Compression::fast(),
-            );
-            let mut chunk = Vec::with_capacity(2 * CHUNK);
-            let mut size = 0;
+    }
+
+    /// The next chunk of the body; `None` at the end.
+    fn next_chunk(&mut self) -> Option<Bytes> {
+        while !self.done {
+            let mut chunk = Vec::with_capacity(CHUNK + CHUNK / 4);
+            self.done = !self.text.write(&mut chunk);
+            let Some(gzip) = &mut self.gzip else {
+                return Some(Bytes::from(chunk));
+            };
             // Writing into a Vec cannot fail.
-            write_text(families, format, &mut chunk, |text| {
-                size += text.len();
-                let _ = gzip.write_all(text);
-                text.clear();
-            });
-            (gzip.finish().unwrap_or_default(), size)
+            let _ = gzip.write_all(&chunk);
+            if self.done {
+                let _ = gzip.try_finish();
+            }
+            // What the compressor has output so far; it may hold on to
+            // small inputs.
+            let compressed = std::mem::take(gzip.get_mut());
+            if !compressed.is_empty() {
+                return Some(Bytes::from(compressed));
+            }
         }
+        None
     }
 }
 
-/// Writes the text into `out`, handing it to `flush` whenever it holds
-/// more than [`CHUNK`] bytes (`flush` may leave it as it is).
-fn write_text(
-    families: &[Family],
+impl http_body::Body for TextBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(self.get_mut().next_chunk().map(|c| Ok(Frame::data(c))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.gzip.as_ref().is_none_or(|g| g.get_ref().is_empty())
+    }
+}
+
+/// Where the text of a scrape is: the family and point written next.
+struct Text {
+    families: Vec<Family>,
     format: Format,
-    out: &mut Vec<u8>,
-    mut flush: impl FnMut(&mut Vec<u8>),
-) {
-    let mut labels = Vec::with_capacity(256);
-    let mut numbers: Vec<(Vec<u8>, f64)> = Vec::new();
-    for family in families {
-        let instrument = family.instrument;
-        let name = instrument.prometheus_family();
-        write_descriptor(out, instrument, &name, format);
-        numbers.clear();
-        let mut buckets = Buckets::default();
-        for point in &family.points {
-            labels.clear();
-            write_labels(&mut labels, &point.attributes);
-            match &point.value {
-                // Points that differ only in attributes without a
-                // Prometheus label (`cpu.mode`) are one sample, added up.
-                PointValue::Number(v) => match numbers.iter_mut().find(|(l, _)| *l == labels) {
-                    Some((_, sum)) => *sum += v,
-                    None => numbers.push((labels.clone(), *v)),
-                },
-                PointValue::Histogram { bounds, data } => {
-                    buckets.prepare(&name, bounds);
-                    write_histogram(out, &name, &labels, &buckets, data);
+    family: usize,
+    point: usize,
+    /// Whether the current family's descriptor is written.
+    described: bool,
+    /// The number points of the current family, added up per label set.
+    numbers: Vec<(Vec<u8>, f64)>,
+    buckets: Buckets,
+    labels: Vec<u8>,
+}
+
+impl Text {
+    fn new(families: Vec<Family>, format: Format) -> Self {
+        Self {
+            families,
+            format,
+            family: 0,
+            point: 0,
+            described: false,
+            numbers: Vec::new(),
+            buckets: Buckets::default(),
+            labels: Vec::with_capacity(256),
+        }
+    }
+
+    /// Writes on into `out` until it holds [`CHUNK`] bytes; false once
+    /// everything is written.
+    fn write(&mut self, out: &mut Vec<u8>) -> bool {
+        while let Some(family) = self.families.get(self.family) {
+            let instrument = family.instrument;
+            let name = instrument.prometheus_family();
+            if !self.described {
+                write_descriptor(out, instrument, &name, self.format);
+                self.described = true;
+            }
+            while let Some(point) = family.points.get(self.point) {
+                if out.len() >= CHUNK {
+                    return true;
+                }
+                self.point += 1;
+                self.labels.clear();
+                write_labels(&mut self.labels, &point.attributes);
+                match &point.value {
+                    // Points that differ only in attributes without a
+                    // Prometheus label (`cpu.mode`) are one sample, added up.
+                    PointValue::Number(v) => {
+                        match self.numbers.iter_mut().find(|(l, _)| *l == self.labels) {
+                            Some((_, sum)) => *sum += v,
+                            None => self.numbers.push((self.labels.clone(), *v)),
+                        }
+                    }
+                    PointValue::Histogram { bounds, data } => {
+                        self.buckets.prepare(&name, bounds);
+                        write_histogram(out, &name, &self.labels, &self.buckets, data);
+                    }
                 }
             }
-            if out.len() > CHUNK {
-                flush(out);
+            for (labels, value) in self.numbers.drain(..) {
+                write_number(out, instrument.kind, &name, &labels, value);
             }
+            self.family += 1;
+            self.point = 0;
+            self.described = false;
         }
-        for (labels, value) in &numbers {
-            write_number(out, instrument.kind, &name, labels, *value);
+        if self.format == Format::OpenMetrics {
+            out.extend_from_slice(b"# EOF\n");
         }
+        false
     }
-    if format == Format::OpenMetrics {
-        out.extend_from_slice(b"# EOF\n");
-    }
-    flush(out);
 }
 
 /// `# HELP`, `# TYPE` and, in OpenMetrics, `# UNIT`. The classic format
@@ -325,16 +377,21 @@ fn write_number(out: &mut Vec<u8>, kind: Kind, name: &str, labels: &[u8], value:
 /// once per family.
 #[derive(Debug, Default)]
 struct Buckets {
-    bounds: Option<&'static [f64]>,
+    /// The family name and bounds the lines are for.
+    of: Option<(String, &'static [f64])>,
     lines: Vec<Vec<u8>>,
 }
 
 impl Buckets {
     fn prepare(&mut self, name: &str, bounds: &'static [f64]) {
-        if self.bounds == Some(bounds) {
+        if self
+            .of
+            .as_ref()
+            .is_some_and(|(n, b)| n == name && *b == bounds)
+        {
             return;
         }
-        self.bounds = Some(bounds);
+        self.of = Some((name.to_owned(), bounds));
         self.lines = bounds
             .iter()
             .map(|b| dtoa::Buffer::new().format(*b).to_owned())
@@ -383,8 +440,52 @@ mod tests {
     use super::*;
     use crate::instruments as i;
 
+    /// The whole body, chunk after chunk.
+    fn body(families: &[Family], format: Format, encoding: Encoding) -> Vec<u8> {
+        let mut body = TextBody::new(copy(families), format, encoding);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.next_chunk() {
+            assert!(!chunk.is_empty());
+            bytes.extend_from_slice(&chunk);
+        }
+        assert!(http_body::Body::is_end_stream(&body));
+        bytes
+    }
+
     fn text(families: &[Family], format: Format) -> String {
-        String::from_utf8(encode(families, format, Encoding::Identity, 0).0).unwrap()
+        String::from_utf8(body(families, format, Encoding::Identity)).unwrap()
+    }
+
+    /// Equal texts, or the first line where they differ.
+    fn assert_same(ours: &str, reference: &str) {
+        if ours == reference {
+            return;
+        }
+        let (n, (a, b)) = ours
+            .lines()
+            .chain(["<end>"])
+            .zip(reference.lines().chain(["<end>"]))
+            .enumerate()
+            .find(|(_, (a, b))| a != b)
+            .unwrap_or((0, ("", "")));
+        panic!("line {n} differs:\n ours:      {a}\n reference: {b}");
+    }
+
+    fn copy(families: &[Family]) -> Vec<Family> {
+        families
+            .iter()
+            .map(|f| Family {
+                instrument: f.instrument,
+                points: f
+                    .points
+                    .iter()
+                    .map(|p| crate::state::reading::Point {
+                        attributes: p.attributes.clone(),
+                        value: p.value.clone(),
+                    })
+                    .collect(),
+            })
+            .collect()
     }
 
     #[test]
@@ -511,13 +612,51 @@ mod tests {
     #[test]
     fn the_text_is_what_prometheus_client_writes() {
         let families = sample_families();
-        assert_eq!(
-            text(&families, Format::OpenMetrics),
-            reference::openmetrics(&families)
+        assert_same(
+            &text(&families, Format::OpenMetrics),
+            &reference::openmetrics(&families),
         );
-        assert_eq!(
-            text(&families, Format::Prometheus),
-            reference::classic(&families)
+        assert_same(
+            &text(&families, Format::Prometheus),
+            &reference::classic(&families),
+        );
+    }
+
+    #[test]
+    fn chunks_end_anywhere_and_join_into_the_same_text() {
+        let mut families = sample_families();
+        let routes: Vec<&'static str> = (0..3000)
+            .map(|n| &*Box::leak(format!("/r/{n}").into_boxed_str()))
+            .collect();
+        let many = routes.iter().fold(
+            Family::new(&i::HTTP_SERVER_RESPONSE_BODY_SIZE),
+            |family, route| {
+                family.histogram(
+                    vec![(&i::HTTP_ROUTE, Value::Str(Cow::Borrowed(route)))],
+                    &i::BODY_SIZE_BOUNDS_BYTES,
+                    HistogramSnapshot {
+                        count: 1,
+                        sum: 10.0,
+                        max: 10.0,
+                        buckets: vec![0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                    },
+                )
+            },
+        );
+        families.insert(1, many);
+        let mut body = TextBody::new(copy(&families), Format::OpenMetrics, Encoding::Identity);
+        let mut chunks = 0;
+        while body.next_chunk().is_some() {
+            chunks += 1;
+        }
+        assert!(chunks > 2, "{chunks} chunks");
+        assert_same(
+            &text(&families, Format::OpenMetrics),
+            &reference::openmetrics(&families),
+        );
+        assert_same(
+            &text(&families, Format::Prometheus),
+            &reference::classic(&families),
         );
     }
 
@@ -526,13 +665,12 @@ mod tests {
         use std::io::Read as _;
         let families = sample_families();
         for format in [Format::OpenMetrics, Format::Prometheus] {
-            let (gzip, size) = encode(&families, format, Encoding::Gzip, 0);
+            let gzip = body(&families, format, Encoding::Gzip);
             let mut unzipped = String::new();
             flate2::read::GzDecoder::new(gzip.as_slice())
                 .read_to_string(&mut unzipped)
                 .unwrap();
             assert_eq!(unzipped, text(&families, format));
-            assert_eq!(size, unzipped.len());
         }
     }
 
@@ -580,22 +718,8 @@ mod tests {
         }
 
         fn encode_registry(out: &mut String, families: &[Family]) {
-            let copies: Vec<Family> = families
-                .iter()
-                .map(|f| Family {
-                    instrument: f.instrument,
-                    points: f
-                        .points
-                        .iter()
-                        .map(|p| crate::state::reading::Point {
-                            attributes: p.attributes.clone(),
-                            value: p.value.clone(),
-                        })
-                        .collect(),
-                })
-                .collect();
             let mut registry = Registry::default();
-            registry.register_collector(Box::new(Families(copies)));
+            registry.register_collector(Box::new(Families(copy(families))));
             prometheus_client::encoding::text::encode_registry(out, &registry).unwrap();
         }
 

@@ -38,7 +38,7 @@ where
 async fn metrics(State(views): State<Arc<Views>>, headers: HeaderMap) -> Response {
     let state = views.state();
     state.refresh_probes().await;
-    prometheus::response(&state.families(), &headers)
+    prometheus::response(state.families(), &headers)
 }
 
 async fn health(State(views): State<Arc<Views>>) -> Response {
