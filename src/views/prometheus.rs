@@ -609,30 +609,31 @@ mod tests {
         ]
     }
 
+    fn assert_both_formats_match_the_reference(families: &[Family]) {
+        assert_same(
+            &text(families, Format::OpenMetrics),
+            &reference::openmetrics(families),
+        );
+        assert_same(
+            &text(families, Format::Prometheus),
+            &reference::classic(families),
+        );
+    }
+
     #[test]
     fn the_text_is_what_prometheus_client_writes() {
         let families = sample_families();
-        assert_same(
-            &text(&families, Format::OpenMetrics),
-            &reference::openmetrics(&families),
-        );
-        assert_same(
-            &text(&families, Format::Prometheus),
-            &reference::classic(&families),
-        );
+        assert_both_formats_match_the_reference(&families);
     }
 
     #[test]
     fn chunks_end_anywhere_and_join_into_the_same_text() {
         let mut families = sample_families();
-        let routes: Vec<&'static str> = (0..3000)
-            .map(|n| &*Box::leak(format!("/r/{n}").into_boxed_str()))
-            .collect();
-        let many = routes.iter().fold(
+        let many = (0..3000).fold(
             Family::new(&i::HTTP_SERVER_RESPONSE_BODY_SIZE),
-            |family, route| {
+            |family, n| {
                 family.histogram(
-                    vec![(&i::HTTP_ROUTE, Value::Str(Cow::Borrowed(route)))],
+                    vec![(&i::HTTP_ROUTE, Value::Str(Cow::Owned(format!("/r/{n}"))))],
                     &i::BODY_SIZE_BOUNDS_BYTES,
                     HistogramSnapshot {
                         count: 1,
@@ -650,14 +651,7 @@ mod tests {
             chunks += 1;
         }
         assert!(chunks > 2, "{chunks} chunks");
-        assert_same(
-            &text(&families, Format::OpenMetrics),
-            &reference::openmetrics(&families),
-        );
-        assert_same(
-            &text(&families, Format::Prometheus),
-            &reference::classic(&families),
-        );
+        assert_both_formats_match_the_reference(&families);
     }
 
     #[test]

@@ -319,3 +319,33 @@ fn resource(state: &State, config: &OtlpConfig) -> Vec<(String, String)> {
     }
     attributes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_are_counted_over_a_run_and_end_with_a_full_acceptance() {
+        let endpoint = http::Uri::from_static("http://c:4318/v1/metrics");
+        let mut rejections = Rejections::default();
+        let partial = |n: i64| Accepted {
+            rejected: Some((n, "too old".into())),
+        };
+        rejections.record(&endpoint, &partial(3));
+        rejections.record(&endpoint, &partial(2));
+        assert_eq!(rejections.since, Some((5, 2)));
+        rejections.record(&endpoint, &Accepted::default());
+        assert_eq!(rejections.since, None);
+    }
+
+    #[test]
+    fn jitter_stays_within_half_the_backoff_and_all_of_it() {
+        for _ in 0..100 {
+            let wait = jitter(FIRST_BACKOFF);
+            assert!(
+                FIRST_BACKOFF / 2 <= wait && wait <= FIRST_BACKOFF,
+                "{wait:?}"
+            );
+        }
+    }
+}
