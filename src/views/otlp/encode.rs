@@ -474,6 +474,37 @@ mod tests {
     }
 
     #[test]
+    fn overflow_series_have_deltas_of_their_own() {
+        let overflow = |error: Option<&'static str>, buckets: [u64; 3]| {
+            let attributes = crate::state::reading::overflow_attributes(error.map(Cow::Borrowed));
+            (attributes, histogram(buckets, 1.0))
+        };
+        let reading = |ok: [u64; 3], failed: [u64; 3]| {
+            let [a, b] = [overflow(None, ok), overflow(Some("500"), failed)];
+            vec![
+                Family::new(&i::HTTP_SERVER_REQUEST_DURATION)
+                    .histogram(a.0, &BOUNDS, a.1)
+                    .histogram(b.0, &BOUNDS, b.1),
+            ]
+        };
+        let counts = |encoded: &Encoded| -> Vec<(usize, u64)> {
+            let Some(metric::Data::Histogram(h)) = &metrics(encoded)[0].data else {
+                panic!("not a histogram");
+            };
+            h.data_points
+                .iter()
+                .map(|p| (p.attributes.len(), p.count))
+                .collect()
+        };
+        let mut encoder = Encoder::new(origin(), OtlpTemporality::Delta);
+        let first = encoder.encode(reading([1, 0, 0], [0, 0, 1]), at(160));
+        assert_eq!(counts(&first), [(1, 1), (2, 1)]);
+        encoder.taken(first);
+        let second = encoder.encode(reading([3, 1, 0], [0, 0, 1]), at(220));
+        assert_eq!(counts(&second), [(1, 3)], "only the one that changed");
+    }
+
+    #[test]
     fn low_memory_keeps_observed_counters_cumulative() {
         let mut encoder = Encoder::new(origin(), OtlpTemporality::LowMemory);
         let first = encoder.encode(families(&[("/a", [1, 0, 0], 0.1)], 1.5), at(160));
