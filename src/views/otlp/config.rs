@@ -739,6 +739,12 @@ mod tests {
             (vec![c, (PROTOCOL, "carrier-pigeon")], PROTOCOL),
             (vec![c, (METRICS_PROTOCOL, "http/xml")], METRICS_PROTOCOL),
             (vec![c, (HEADERS, "novalue")], HEADERS),
+            (vec![c, (METRICS_HEADERS, "a=%zz")], METRICS_HEADERS),
+            (vec![c, (CLIENT_KEY, "/nonexistent/k.pem")], CLIENT_KEY),
+            (
+                vec![c, (METRICS_CLIENT_CERTIFICATE, "/nonexistent/c.pem")],
+                METRICS_CLIENT_CERTIFICATE,
+            ),
             (vec![c, (TIMEOUT, "10s")], TIMEOUT),
             (vec![c, (METRICS_TIMEOUT, "-1")], METRICS_TIMEOUT),
             (vec![c, (EXPORT_TIMEOUT, "0")], EXPORT_TIMEOUT),
