@@ -13,7 +13,9 @@ use crate::state::State;
 use crate::state::requests::RequestStore;
 use crate::views::Views;
 #[cfg(feature = "otlp")]
-use crate::views::otlp::{OtlpExporter, OtlpProtocol, OtlpSettings};
+use crate::views::otlp::{
+    OtlpCompression, OtlpExporter, OtlpProtocol, OtlpSettings, OtlpTemporality,
+};
 
 /// Configures a [`ServerWatch`]; [`Builder::build`] checks the settings.
 ///
@@ -172,6 +174,37 @@ impl Builder {
         self
     }
 
+    /// Leaves these instruments out of `/metrics` and OTLP alike, by their
+    /// OpenTelemetry name (`http.server.request.body.size`) or their family
+    /// name on `/metrics` (`http_server_request_body_size_bytes`); an
+    /// unknown name fails [`build`](Self::build). Each request histogram
+    /// costs, per label set, 13 to 16 lines of `/metrics` (about 2 KB in all
+    /// for the duration's) and an OTLP point; the requests are still
+    /// recorded, and `/health` and the dashboard still count them. All on
+    /// by default.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder()
+    ///     .disable_instruments(["http.server.request.body.size", "http.server.response.body.size"])
+    ///     .build()?;
+    /// let err = serverwatch::ServerWatch::builder()
+    ///     .disable_instruments(["http.server.request.size"])
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.setting(), "disable_instruments");
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn disable_instruments<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config
+            .disabled_instruments
+            .extend(names.into_iter().map(Into::into));
+        self
+    }
+
     /// Pushes every metric over OTLP to this collector endpoint, overriding
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`. For HTTP a base URL gets `/v1/metrics`
     /// appended. OTLP is on when an endpoint is set here or in the
@@ -212,8 +245,11 @@ impl Builder {
         self
     }
 
-    /// How long one export may take, overriding `OTEL_EXPORTER_OTLP_TIMEOUT`.
-    /// Default 10 s.
+    /// How long one export request may take, overriding
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT`; also the most [`ServerWatch::shutdown`]
+    /// waits. Default 10 s. An export and its retries together take at
+    /// most `OTEL_METRIC_EXPORT_TIMEOUT` (default 30 s) and never run into
+    /// the next export.
     ///
     /// ```
     /// let builder = serverwatch::ServerWatch::builder().otlp_timeout(std::time::Duration::from_secs(2));
@@ -251,6 +287,64 @@ impl Builder {
     #[cfg(feature = "otlp")]
     pub fn otlp_exponential_histograms(mut self, exponential: bool) -> Self {
         self.otlp.exponential_histograms = Some(exponential);
+        self
+    }
+
+    /// Compresses the exports, overriding `OTEL_EXPORTER_OTLP_COMPRESSION`.
+    /// Default: none.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder()
+    ///     .otlp_compression(serverwatch::OtlpCompression::Gzip);
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_compression(mut self, compression: OtlpCompression) -> Self {
+        self.otlp.compression = Some(compression);
+        self
+    }
+
+    /// Exports counters and histograms as deltas (or cumulative, the
+    /// default), overriding `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder()
+    ///     .otlp_temporality(serverwatch::OtlpTemporality::Delta);
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_temporality(mut self, temporality: OtlpTemporality) -> Self {
+        self.otlp.temporality = Some(temporality);
+        self
+    }
+
+    /// Trusts the CA certificates in this PEM file for `https://` collectors,
+    /// besides the webpki roots, overriding `OTEL_EXPORTER_OTLP_CERTIFICATE`.
+    /// Needs the `otlp-tls` feature; the file is read by [`build`](Self::build).
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder().otlp_certificate("/etc/ssl/collector-ca.pem");
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_certificate(mut self, ca_pem: impl Into<std::path::PathBuf>) -> Self {
+        self.otlp.certificate = Some(ca_pem.into());
+        self
+    }
+
+    /// Presents this client certificate (mutual TLS), from PEM files of the
+    /// certificate chain and its private key, overriding
+    /// `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` and `OTEL_EXPORTER_OTLP_CLIENT_KEY`.
+    /// Needs the `otlp-tls` feature; the files are read by [`build`](Self::build).
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder()
+    ///     .otlp_client_certificate("/etc/ssl/me.pem", "/etc/ssl/me-key.pem");
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_client_certificate(
+        mut self,
+        certificate_pem: impl Into<std::path::PathBuf>,
+        key_pem: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.otlp.client_certificate = Some((certificate_pem.into(), key_pem.into()));
         self
     }
 
@@ -350,6 +444,7 @@ impl Builder {
         ));
         let state = Arc::new(State::new(
             config.service,
+            &config.disabled_instruments,
             requests,
             SystemReader::new(),
             #[cfg(feature = "mongodb")]
@@ -380,7 +475,7 @@ mod tests {
 
     #[test]
     fn every_wrong_setting_is_named() {
-        let cases: [(Builder, &str); 6] = [
+        let cases: [(Builder, &str); 7] = [
             (ServerWatch::builder().service_name(" "), "service_name"),
             (ServerWatch::builder().max_series(0), "max_series"),
             (ServerWatch::builder().max_series(1_000_000), "max_series"),
@@ -389,6 +484,10 @@ mod tests {
             (
                 ServerWatch::builder().path_prefix("/ops/{x}"),
                 "path_prefix",
+            ),
+            (
+                ServerWatch::builder().disable_instruments(["http.server.duration"]),
+                "disable_instruments",
             ),
         ];
         for (builder, setting) in cases {

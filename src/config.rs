@@ -43,6 +43,7 @@ pub(crate) struct Config {
     pub(crate) duration_buckets: Option<Vec<f64>>,
     pub(crate) request_body_size_buckets: Option<Vec<f64>>,
     pub(crate) response_body_size_buckets: Option<Vec<f64>>,
+    pub(crate) disabled_instruments: Vec<String>,
 }
 
 impl Default for Config {
@@ -58,6 +59,7 @@ impl Default for Config {
             duration_buckets: None,
             request_body_size_buckets: None,
             response_body_size_buckets: None,
+            disabled_instruments: Vec::new(),
         }
     }
 }
@@ -73,6 +75,8 @@ pub(crate) struct Checked {
     pub(crate) panic_messages: bool,
     pub(crate) path_prefix: String,
     pub(crate) bounds: RequestBounds,
+    /// Names of instruments that exist.
+    pub(crate) disabled_instruments: Vec<String>,
 }
 
 impl Config {
@@ -154,7 +158,27 @@ impl Config {
                 *slot = Bounds::new(given, unit).map_err(|e| BuildError::new(setting, e))?;
             }
         }
+        let disabled_instruments = self
+            .disabled_instruments
+            .iter()
+            .map(|name| {
+                let name = name.trim();
+                crate::state::instrument(name)
+                    .map(|_| name.to_owned())
+                    .ok_or_else(|| {
+                        BuildError::new(
+                            "disable_instruments",
+                            format!(
+                                "no instrument is called {name:?}: use an OpenTelemetry name \
+                             (http.server.request.body.size) or a /metrics family name \
+                             (http_server_request_body_size_bytes)"
+                            ),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Checked {
+            disabled_instruments,
             service: Service {
                 name,
                 version: self.service_version,

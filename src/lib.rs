@@ -27,7 +27,7 @@ use crate::views::Views;
 use crate::views::otlp::OtlpExporter;
 #[cfg(feature = "otlp")]
 #[doc(inline)]
-pub use crate::views::otlp::OtlpProtocol;
+pub use crate::views::otlp::{OtlpCompression, OtlpProtocol, OtlpTemporality};
 
 /// A handle on one service's observability. Cheap to clone: every clone
 /// shares the same recorded state.
@@ -149,7 +149,9 @@ impl ServerWatch {
     }
 
     /// Stops the OTLP export after a last one, so that the final requests
-    /// reach the collector; waits at most the export timeout. Call it when
+    /// reach the collector (an export under way when it is called is the
+    /// last one). Returns within the OTLP timeout
+    /// ([`Builder::otlp_timeout`]) whatever the collector does. Call it when
     /// the server has stopped serving. Without OTLP (or a second time) it
     /// returns at once.
     ///

@@ -9,11 +9,11 @@
 
 mod support;
 
+#[path = "support/logs.rs"]
+mod logs;
 #[path = "support/rotel.rs"]
 mod rotel;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rotel::{Batch, Rotel};
@@ -37,45 +37,10 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 // ---------------------------------------------------------------------------
 // Captured log lines
 
-/// Every formatted `serverwatch` event of this test binary, from any test.
-fn captured_logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&buffer);
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("serverwatch=debug"))
-            .with_ansi(false)
-            .with_writer(move || Capture(Arc::clone(&sink)))
-            .try_init()
-            .expect("the only global subscriber of this test binary");
-        buffer
-    })
-}
-
-/// Appends what the subscriber writes (one event at a time) to the buffer.
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The captured lines about the exporter that sends to `port` (tests run
 /// in parallel; each exporter logs its own endpoint).
 fn log_lines(port: u16) -> Vec<String> {
-    let endpoint = format!("127.0.0.1:{port}/");
-    String::from_utf8_lossy(&captured_logs().lock().unwrap())
-        .lines()
-        .filter(|l| l.contains(&endpoint))
-        .map(str::to_owned)
-        .collect()
+    logs::lines_with(&format!("127.0.0.1:{port}/"))
 }
 
 /// The outage events ([`FAILED`] and [`RECOVERED`]) among the lines about
@@ -295,7 +260,7 @@ fn watch_for(endpoint: String, protocol: OtlpProtocol) -> ServerWatch {
 fn endpoint_and_port(rotel_ports: (u16, u16), protocol: OtlpProtocol) -> (String, u16) {
     let (grpc, http) = rotel_ports;
     let port = match protocol {
-        OtlpProtocol::HttpProtobuf => http,
+        OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => http,
         OtlpProtocol::Grpc => grpc,
     };
     (format!("http://127.0.0.1:{port}"), port)
@@ -314,7 +279,7 @@ const MAX_RSS_GROWTH: u64 = 32 << 20;
 
 async fn collector_outage(protocol: OtlpProtocol) {
     let _serial = SERIAL.lock().await;
-    captured_logs();
+    logs::captured();
     let mut rotel = Rotel::start().await;
     let (endpoint, port) = endpoint_and_port((rotel.grpc_port(), rotel.http_port()), protocol);
     let watch = watch_for(endpoint, protocol);
@@ -404,7 +369,7 @@ async fn collector_outage_over_grpc() {
 
 async fn collector_absent_at_start(protocol: OtlpProtocol) {
     let _serial = SERIAL.lock().await;
-    captured_logs();
+    logs::captured();
     let ports = rotel::free_port_pair();
     let (endpoint, port) = endpoint_and_port(ports, protocol);
     let watch = watch_for(endpoint, protocol);

@@ -7,6 +7,9 @@
 
 mod support;
 
+#[cfg(feature = "otlp-zstd")]
+#[path = "support/collector.rs"]
+mod collector;
 #[path = "support/prometheus.rs"]
 mod prometheus;
 #[path = "support/rotel.rs"]
@@ -15,8 +18,10 @@ mod rotel;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "otlp-zstd")]
+use collector::Relay;
 use rotel::{AttrValue, Batch, DataPoint, Rotel};
-use serverwatch::{OtlpProtocol, ServerWatch};
+use serverwatch::{Builder, OtlpCompression, OtlpProtocol, OtlpTemporality, ServerWatch};
 use support::{TestApp, serve_sample};
 
 /// How long the receiver may take to show what was sent.
@@ -40,18 +45,22 @@ const DURATION_BOUNDS: [f64; 14] = [
 
 fn endpoint(rotel: &Rotel, protocol: OtlpProtocol) -> String {
     match protocol {
-        OtlpProtocol::HttpProtobuf => rotel.http_endpoint(),
+        OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => rotel.http_endpoint(),
         OtlpProtocol::Grpc => rotel.grpc_endpoint(),
     }
 }
 
-fn watch_for(rotel: &Rotel, protocol: OtlpProtocol, interval: Duration) -> ServerWatch {
+fn builder_for(rotel: &Rotel, protocol: OtlpProtocol, interval: Duration) -> Builder {
     ServerWatch::builder()
         .service_name("otlp-test")
         .service_version("1.2.3")
         .otlp_endpoint(endpoint(rotel, protocol))
         .otlp_protocol(protocol)
         .otlp_export_interval(interval)
+}
+
+fn watch_for(rotel: &Rotel, protocol: OtlpProtocol, interval: Duration) -> ServerWatch {
+    builder_for(rotel, protocol, interval)
         .build()
         .expect("a valid OTLP configuration")
 }
@@ -260,10 +269,19 @@ fn expected_series() -> BTreeMap<(String, String, i64, Option<String>), u64> {
 // ---------------------------------------------------------------------------
 // 1. The receiver gets what /metrics shows
 
-async fn receiver_equals_metrics(protocol: OtlpProtocol) {
+async fn receiver_equals_metrics(protocol: OtlpProtocol, compression: OtlpCompression) {
     let rotel = Rotel::start().await;
-    let watch = watch_for(&rotel, protocol, INTERVAL);
-    let app = serve_sample(&watch).await;
+    let watch = builder_for(&rotel, protocol, INTERVAL)
+        .otlp_compression(compression)
+        .build()
+        .unwrap();
+    check_receiver_equals_metrics(&rotel, &watch).await;
+}
+
+/// Sends the mix through `watch`, and checks what `rotel` received against
+/// `/metrics` and the traffic.
+async fn check_receiver_equals_metrics(rotel: &Rotel, watch: &ServerWatch) {
+    let app = serve_sample(watch).await;
     send_mix(&app).await;
 
     // The latest batch that carries every request sent (nothing is sent
@@ -298,12 +316,66 @@ async fn receiver_equals_metrics(protocol: OtlpProtocol) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_gets_what_metrics_shows_over_http_protobuf() {
-    receiver_equals_metrics(OtlpProtocol::HttpProtobuf).await;
+    receiver_equals_metrics(OtlpProtocol::HttpProtobuf, OtlpCompression::None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_gets_what_metrics_shows_over_grpc() {
-    receiver_equals_metrics(OtlpProtocol::Grpc).await;
+    receiver_equals_metrics(OtlpProtocol::Grpc, OtlpCompression::None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_gets_what_metrics_shows_over_http_json() {
+    receiver_equals_metrics(OtlpProtocol::HttpJson, OtlpCompression::None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_gets_gzip_over_http_protobuf() {
+    receiver_equals_metrics(OtlpProtocol::HttpProtobuf, OtlpCompression::Gzip).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_gets_gzip_over_http_json() {
+    receiver_equals_metrics(OtlpProtocol::HttpJson, OtlpCompression::Gzip).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_gets_gzip_over_grpc() {
+    receiver_equals_metrics(OtlpProtocol::Grpc, OtlpCompression::Gzip).await;
+}
+
+/// zstd, through a relay of the test's own that decompresses it for rotel
+/// (which takes only gzip).
+#[cfg(feature = "otlp-zstd")]
+async fn zstd_through_a_relay(protocol: OtlpProtocol) {
+    let rotel = Rotel::start().await;
+    let relay = match protocol {
+        OtlpProtocol::Grpc => Relay::grpc(0, Duration::ZERO, rotel.grpc_endpoint()).await,
+        _ => Relay::http(0, Duration::ZERO, rotel.http_endpoint()).await,
+    };
+    let watch = builder_for(&rotel, protocol, INTERVAL)
+        .otlp_endpoint(relay.endpoint())
+        .otlp_compression(OtlpCompression::Zstd)
+        .build()
+        .unwrap();
+    check_receiver_equals_metrics(&rotel, &watch).await;
+    let encodings = relay.arrivals.encodings();
+    assert!(
+        encodings.iter().all(|e| e.as_deref() == Some("zstd")),
+        "{encodings:?}"
+    );
+}
+
+#[cfg(feature = "otlp-zstd")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zstd_over_http_protobuf() {
+    zstd_through_a_relay(OtlpProtocol::HttpProtobuf).await;
+}
+
+#[cfg(feature = "otlp-zstd")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zstd_over_grpc() {
+    zstd_through_a_relay(OtlpProtocol::Grpc).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -494,7 +566,205 @@ async fn names_units_types_bounds_and_resource_follow_the_semantic_conventions()
 }
 
 // ---------------------------------------------------------------------------
-// 3. Shutdown flushes
+// 3. Deltas
+
+const DELTA: &str = "AGGREGATION_TEMPORALITY_DELTA";
+
+/// The request histograms of `batches` added up point by point: what the
+/// deltas amount to, in the form of one cumulative batch.
+fn added_up(batches: &[Batch]) -> Batch {
+    let mut total = Batch::default();
+    for (name, _) in HISTOGRAMS {
+        let mut merged = rotel::Metric {
+            name: name.to_owned(),
+            ..rotel::Metric::default()
+        };
+        for point in batches
+            .iter()
+            .filter_map(|b| b.metric(name))
+            .flat_map(|m| &m.points)
+        {
+            match merged
+                .points
+                .iter_mut()
+                .find(|p| p.attributes == point.attributes)
+            {
+                Some(into) => {
+                    into.count = Some(into.count.unwrap_or(0) + point.count.unwrap_or(0));
+                    into.sum = Some(into.sum.unwrap_or(0.0) + point.sum.unwrap_or(0.0));
+                    for (a, b) in into.bucket_counts.iter_mut().zip(&point.bucket_counts) {
+                        *a += b;
+                    }
+                }
+                None => merged.points.push(point.clone()),
+            }
+        }
+        total.metrics.push(merged);
+    }
+    total
+}
+
+/// The sum of the duration counts over `batches`.
+fn requests_in(batches: &[Batch]) -> u64 {
+    batches.iter().map(|b| b.total_count(DURATION)).sum()
+}
+
+/// Waits until the deltas rotel received add up to `n` requests; returns
+/// every batch received.
+async fn wait_for_deltas(rotel: &Rotel, n: u64) -> Vec<Batch> {
+    support::eventually("deltas adding up to every request", DEADLINE, || async {
+        let batches = rotel.batches();
+        (requests_in(&batches) == n).then_some(batches)
+    })
+    .await
+}
+
+/// Two exports around a known burst carry exactly the burst; every delta
+/// starts where the one before it ended, a series first seen in the burst
+/// starts at the export before it, and the deltas add up to what `/metrics`
+/// shows, bucket by bucket. A restart starts afresh.
+async fn deltas(protocol: OtlpProtocol) {
+    let rotel = Rotel::start().await;
+    let watch = builder_for(&rotel, protocol, INTERVAL)
+        .otlp_temporality(OtlpTemporality::Delta)
+        .build()
+        .unwrap();
+    let app = serve_sample(&watch).await;
+    for id in 1..=5 {
+        expect_status(app.get(&format!("/items/{id}")).await, 200, "item").await;
+    }
+    let before = wait_for_deltas(&rotel, 5).await.len();
+
+    // The burst: more of a known series, and one never seen before.
+    for id in 1..=3 {
+        expect_status(app.get(&format!("/items/{id}")).await, 200, "item").await;
+    }
+    for id in 1..=4 {
+        expect_status(app.get(&format!("/api/users/{id}")).await, 200, "user").await;
+    }
+    let batches = wait_for_deltas(&rotel, 12).await;
+    let burst = &batches[before..];
+    let route = |r: &str| vec![("http.route", AttrValue::Str(r.into()))];
+    let count_of = |batches: &[Batch], r: &str| -> u64 {
+        batches
+            .iter()
+            .filter_map(|b| b.metric(DURATION))
+            .flat_map(|m| m.points_with(&route(r)))
+            .map(|p| p.count.unwrap_or(0))
+            .sum()
+    };
+    assert_eq!(count_of(burst, "/items/{id}"), 3, "exactly the burst");
+    assert_eq!(count_of(burst, "/api/users/{id}"), 4, "exactly the burst");
+
+    // Temporality per kind.
+    let last = batches.last().unwrap();
+    for (name, temporality) in [
+        (DURATION, Some(DELTA)),
+        (REQUEST_SIZE, Some(DELTA)),
+        ("process.cpu.time", Some(DELTA)),
+        ("http.server.active_requests", Some(CUMULATIVE)),
+        ("process.memory.usage", Some(CUMULATIVE)),
+        ("process.thread.count", Some(CUMULATIVE)),
+    ] {
+        let metric = last
+            .metric(name)
+            .unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(metric.temporality.as_deref(), temporality, "{name}");
+    }
+
+    // Every delta starts where the export before it ended (no gap, no
+    // overlap), those of the first export at the exporter's start; the
+    // cumulative points give each export's time and that start.
+    let export_time = |b: &Batch| {
+        let p = &b.metric("process.memory.usage")?.points[0];
+        Some((p.start_time_unix_nano?, p.time_unix_nano?))
+    };
+    let times: Vec<(u64, u64)> = batches.iter().map(|b| export_time(b).unwrap()).collect();
+    for (j, batch) in batches.iter().enumerate() {
+        let start = if j == 0 { times[0].0 } else { times[j - 1].1 };
+        for name in [DURATION, REQUEST_SIZE, "process.cpu.time"] {
+            for p in batch
+                .metric(name)
+                .map(|m| m.points.as_slice())
+                .unwrap_or_default()
+            {
+                assert_eq!(
+                    p.start_time_unix_nano,
+                    Some(start),
+                    "{name} in export {j}: {p:?}"
+                );
+                assert_eq!(
+                    p.time_unix_nano,
+                    Some(times[j].1),
+                    "{name} in export {j}: {p:?}"
+                );
+            }
+        }
+    }
+    let first_of = |r: &str| {
+        batches.iter().position(|b| {
+            b.metric(DURATION)
+                .is_some_and(|m| !m.points_with(&route(r)).is_empty())
+        })
+    };
+    let users = first_of("/api/users/{id}").expect("the new series was sent");
+    assert!(users >= before, "first seen in the burst");
+    assert!(
+        times[users - 1].1 > times[0].0,
+        "a new series starts at the export before its first observation, \
+         not at the exporter's start"
+    );
+    for batch in &batches {
+        for p in batch
+            .metric(DURATION)
+            .map(|m| m.points.as_slice())
+            .unwrap_or_default()
+        {
+            assert!(p.count.unwrap() > 0, "idle points are left out: {p:?}");
+        }
+    }
+
+    // The same numbers as /metrics, bucket by bucket.
+    assert_batch_matches_metrics(&added_up(&batches), &app.metrics().await);
+    watch.shutdown().await;
+
+    // A restart: new start times, after everything the old exporter sent.
+    let old_end = times.last().unwrap().1;
+    let restarted = builder_for(&rotel, protocol, INTERVAL)
+        .otlp_temporality(OtlpTemporality::Delta)
+        .build()
+        .unwrap();
+    let instance = |b: &Batch| b.resource.get("service.instance.id").cloned();
+    let old_instance = instance(last);
+    let batch = rotel
+        .wait_for_batch("an export of the restarted exporter", DEADLINE, |b| {
+            if instance(b) != old_instance {
+                Ok(())
+            } else {
+                Err("only the old exporter's".into())
+            }
+        })
+        .await;
+    let p = &batch.metric("process.memory.usage").unwrap().points[0];
+    assert!(
+        p.start_time_unix_nano.unwrap() > old_end,
+        "the restarted exporter starts afresh: {p:?}, the old one ended at {old_end}"
+    );
+    restarted.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deltas_over_http_protobuf() {
+    deltas(OtlpProtocol::HttpProtobuf).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deltas_over_grpc() {
+    deltas(OtlpProtocol::Grpc).await;
+}
+
+// ---------------------------------------------------------------------------
+// 4. Shutdown flushes
 
 async fn shutdown_sends_a_last_export(protocol: OtlpProtocol) {
     const N: u64 = 25;
@@ -560,7 +830,46 @@ async fn shutdown_flushes_over_grpc() {
 }
 
 // ---------------------------------------------------------------------------
-// 4. Bad settings are named
+// 5. Instruments turned off
+
+/// The body-size histograms, off: gone from OTLP and `/metrics` alike, while
+/// the duration histogram and `/health` still count every request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instruments_turned_off_leave_every_view() {
+    let rotel = Rotel::start().await;
+    let watch = builder_for(&rotel, OtlpProtocol::HttpProtobuf, INTERVAL)
+        .disable_instruments([REQUEST_SIZE, "http_server_response_body_size_bytes"])
+        .build()
+        .unwrap();
+    let app = serve_sample(&watch).await;
+    send_mix(&app).await;
+    let total = mix_total();
+    let batch = rotel
+        .wait_for_batch("a batch with every request", DEADLINE, |b| {
+            match b.total_count(DURATION) {
+                n if n == total => Ok(()),
+                n => Err(format!("{n} of {total} requests")),
+            }
+        })
+        .await;
+    assert!(batch.metric(REQUEST_SIZE).is_none(), "{:?}", batch.names());
+    assert!(batch.metric(RESPONSE_SIZE).is_none(), "{:?}", batch.names());
+    let text = app.metrics().await;
+    assert!(!text.contains("body_size"), "{text}");
+    assert_eq!(
+        support::sample(
+            &text,
+            "http_server_request_duration_seconds_count",
+            &[("http_route", "/echo")]
+        ),
+        Some(6.0)
+    );
+    assert_eq!(app.health().await["application"]["total_requests"], total);
+    watch.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------
+// 6. Bad settings are named
 
 #[test]
 fn bad_otlp_settings_are_named() {
@@ -580,6 +889,14 @@ fn bad_otlp_settings_are_named() {
         ),
         (base().otlp_timeout(Duration::ZERO), "otlp_timeout"),
         (base().otlp_header("bad header", "v"), "otlp_header"),
+        (
+            base().otlp_certificate("/nonexistent/ca.pem"),
+            "otlp_certificate",
+        ),
+        (
+            base().otlp_client_certificate("/nonexistent/c.pem", "/nonexistent/k.pem"),
+            "otlp_client_certificate",
+        ),
     ];
     for (builder, setting) in cases {
         let err = builder.build().unwrap_err();

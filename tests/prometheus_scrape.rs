@@ -1,11 +1,12 @@
 //! A real Prometheus scrapes an instrumented app and sees, through PromQL,
 //! exactly the requests sent: per route template, status and error type,
-//! with no raw path as a label value.
+//! with no raw path as a label value. It asks for gzip, and gets it.
 
 #[path = "support/prometheus.rs"]
 mod prometheus;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use prometheus::{DEADLINE, Prometheus, vector, wait_for};
 
@@ -15,7 +16,31 @@ async fn prometheus_sees_every_request_by_route_status_and_error() {
         .service_name("scrape-test")
         .build()
         .unwrap();
-    let addr = prometheus::spawn_app(&watch).await;
+    // The Accept-Encoding of each scrape, and the Content-Encoding of its answer.
+    let scrapes: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let seen = Arc::clone(&scrapes);
+    let app = prometheus::app(&watch).layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let header = |h: &axum::http::HeaderMap, name| {
+                    h.get(name)
+                        .and_then(|v: &axum::http::HeaderValue| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                let metrics = request.uri().path() == "/metrics";
+                let accept = header(request.headers(), "accept-encoding");
+                let response = next.run(request).await;
+                if metrics {
+                    let encoding = header(response.headers(), "content-encoding");
+                    seen.lock().unwrap().push((accept, encoding));
+                }
+                response
+            }
+        },
+    ));
+    let addr = prometheus::serve(app).await;
     let prom = Prometheus::start("app", addr).await;
 
     prometheus::send_traffic(addr).await;
@@ -98,4 +123,12 @@ async fn prometheus_sees_every_request_by_route_status_and_error() {
     );
     let raw = prometheus::raw_path_labels(&series, &prometheus::raw_paths());
     assert!(raw.is_empty(), "raw paths as label values: {raw:?}");
+
+    // Every one of those answers came gzip-compressed, as Prometheus asked.
+    let scrapes = scrapes.lock().unwrap().clone();
+    assert!(!scrapes.is_empty());
+    for (accept, encoding) in &scrapes {
+        assert!(accept.contains("gzip"), "Prometheus asked for {accept:?}");
+        assert_eq!(encoding, "gzip", "{scrapes:?}");
+    }
 }

@@ -17,7 +17,8 @@
 //!   `BENCH_OTLP_ENDPOINT` (benches/run starts a blackhole receiver and
 //!   scrapes `/metrics` every second during the run, too);
 //! - `serverwatch-10k`: serverwatch over 10 000 literal routes `/r/0` ..
-//!   `/r/9999` with `max_series(20_000)`, for timing a `/metrics` scrape.
+//!   `/r/9999` with `max_series(20_000)`, for timing a `/metrics` scrape;
+//! - `axum-prometheus-10k`: axum-prometheus over the same routes.
 //!
 //! Every variant serves `GET /items/{id}`, answering `{"id":N}`.
 //!
@@ -29,6 +30,11 @@
 //! `bench-server --series-insert` times, through serverwatch's layer, a
 //! request with a label set not seen before (a new series) and one with a
 //! known label set (a lookup), when 1 000, 10 000 and 100 000 series exist.
+//!
+//! `bench-server --scrape V [--scrapes N] [--accept-encoding E]` requests
+//! each of the 10 000 routes of a `-10k` variant once, in process, then
+//! times N `/metrics` scrapes (CPU time of the thread) and prints the median
+//! and the body size: for a profiler.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -43,7 +49,8 @@ use tokio::net::TcpListener;
 const USAGE: &str = "usage: bench-server --variant \
     bare|noop|serverwatch|serverwatch-otlp|axum-prometheus|axum-otel-metrics|serverwatch-10k \
     --listen HOST:PORT [--threads N]\n       bench-server --inproc [--requests N] [--variant V]\n       \
-    bench-server --series-insert";
+    bench-server --series-insert\n       \
+    bench-server --scrape serverwatch-10k|axum-prometheus-10k [--scrapes N] [--accept-encoding E]";
 
 struct Args {
     variant: String,
@@ -53,7 +60,15 @@ struct Args {
 
 enum Mode {
     Serve(Args),
-    InProcess { requests: u64, only: Option<String> },
+    InProcess {
+        requests: u64,
+        only: Option<String>,
+    },
+    Scrape {
+        variant: String,
+        scrapes: usize,
+        accept_encoding: Option<String>,
+    },
     SeriesInsert,
 }
 
@@ -62,6 +77,9 @@ fn parse_args() -> Result<Mode, String> {
     let mut listen = None;
     let mut threads = 1;
     let mut inproc = false;
+    let mut scrape = None;
+    let mut scrapes = 20;
+    let mut accept_encoding = None;
     let mut requests = 200_000;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -82,6 +100,16 @@ fn parse_args() -> Result<Mode, String> {
             }
             "--inproc" => inproc = true,
             "--series-insert" => return Ok(Mode::SeriesInsert),
+            "--scrape" => scrape = Some(value()?),
+            "--scrapes" => {
+                let v = value()?;
+                scrapes = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or(format!("--scrapes {v:?}: expected a positive integer"))?;
+            }
+            "--accept-encoding" => accept_encoding = Some(value()?),
             "--requests" => {
                 let v = value()?;
                 requests = v
@@ -93,6 +121,13 @@ fn parse_args() -> Result<Mode, String> {
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown flag {other:?}\n{USAGE}")),
         }
+    }
+    if let Some(variant) = scrape {
+        return Ok(Mode::Scrape {
+            variant,
+            scrapes,
+            accept_encoding,
+        });
     }
     if inproc {
         return Ok(Mode::InProcess {
@@ -124,6 +159,21 @@ fn main() {
                 .build()
                 .expect("tokio runtime");
             runtime.block_on(in_process(requests, only.as_deref()));
+            return;
+        }
+        Ok(Mode::Scrape {
+            variant,
+            scrapes,
+            accept_encoding,
+        }) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            if let Err(e) = runtime.block_on(scrape_in_process(&variant, scrapes, accept_encoding)) {
+                eprintln!("bench-server: {e}");
+                std::process::exit(1);
+            }
             return;
         }
         Err(message) => {
@@ -178,18 +228,71 @@ fn router(variant: &str) -> Result<Router, Box<dyn std::error::Error>> {
             opentelemetry::global::set_meter_provider(provider);
             app().layer(axum_otel_metrics::HttpMetricsLayerBuilder::new().build())
         }
-        "serverwatch-10k" => {
-            let mut routes = Router::new();
-            for i in 0..10_000 {
-                routes = routes.route(&format!("/r/{i}"), get(|| async { "r" }));
-            }
-            serverwatch::ServerWatch::builder()
-                .max_series(20_000)
-                .build()?
-                .instrument(routes)
+        "serverwatch-10k" => serverwatch::ServerWatch::builder()
+            .max_series(20_000)
+            .build()?
+            .instrument(ten_thousand_routes()),
+        "axum-prometheus-10k" => {
+            let (layer, handle) = axum_prometheus::PrometheusMetricLayer::pair();
+            ten_thousand_routes()
+                .route("/metrics", get(move || async move { handle.render() }))
+                .layer(layer)
         }
         other => return Err(format!("unknown variant {other:?}\n{USAGE}").into()),
     })
+}
+
+/// `/r/0` .. `/r/9999`, literal routes: 10 000 label sets.
+fn ten_thousand_routes() -> Router {
+    let mut routes = Router::new();
+    for i in 0..10_000 {
+        routes = routes.route(&format!("/r/{i}"), get(|| async { "r" }));
+    }
+    routes
+}
+
+/// Requests each route of a `-10k` variant once, in process, then times
+/// `scrapes` scrapes of `/metrics`; prints the median CPU time and the body
+/// size.
+async fn scrape_in_process(
+    variant: &str,
+    scrapes: usize,
+    accept_encoding: Option<String>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use http_body_util::BodyExt;
+    use tower_service::Service;
+
+    let mut service = router(variant)?.with_state(());
+    for i in 0..10_000 {
+        let request = axum::http::Request::get(format!("/r/{i}"))
+            .body(axum::body::Body::empty())?;
+        let response = service.call(request).await?;
+        axum::body::to_bytes(response.into_body(), 1024).await?;
+    }
+    let mut times = Vec::with_capacity(scrapes);
+    let mut size = 0;
+    for _ in 0..scrapes {
+        let mut request = axum::http::Request::get("/metrics");
+        if let Some(encoding) = &accept_encoding {
+            request = request.header("accept-encoding", encoding);
+        }
+        let request = request.body(axum::body::Body::empty())?;
+        let start = thread_cpu_nanos();
+        let mut body = service.call(request).await?.into_body();
+        // Chunk by chunk, as a connection takes them.
+        size = 0;
+        while let Some(frame) = body.frame().await {
+            size += frame?.data_ref().map_or(0, |d| d.len());
+        }
+        times.push(thread_cpu_nanos() - start);
+    }
+    times.sort_unstable();
+    println!(
+        "{variant}: median {:.1} ms CPU per scrape (min {:.1}), {size} bytes",
+        times[times.len() / 2] as f64 / 1e6,
+        times[0] as f64 / 1e6
+    );
+    Ok(())
 }
 
 /// Calls each variant's router directly (no sockets, no HTTP parsing) with

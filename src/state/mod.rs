@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::instruments as i;
+use crate::instruments::{self as i, Instrument};
 #[cfg(feature = "mongodb")]
 use crate::integrations::mongo::MongoWatch;
 use crate::integrations::system::{SystemReader, SystemSnapshot};
@@ -30,10 +30,22 @@ pub(crate) struct Service {
     pub(crate) version: String,
 }
 
+/// The instrument called `name`, by its OpenTelemetry name or its family
+/// name on `/metrics`.
+pub(crate) fn instrument(name: &str) -> Option<&'static Instrument> {
+    let all = i::ALL.iter();
+    #[cfg(feature = "mongodb")]
+    let all = all.chain(crate::integrations::mongo::instruments::ALL);
+    all.copied()
+        .find(|i| i.otel_name == name || i.prometheus_family() == name)
+}
+
 /// Everything watched, for the views to read.
 #[derive(Debug)]
 pub(crate) struct State {
     service: Service,
+    /// Left out of every reading.
+    disabled: Vec<&'static Instrument>,
     requests: Arc<RequestStore>,
     system: SystemReader,
     #[cfg(feature = "mongodb")]
@@ -45,12 +57,14 @@ pub(crate) struct State {
 impl State {
     pub(crate) fn new(
         service: Service,
+        disabled: &[String],
         requests: Arc<RequestStore>,
         system: SystemReader,
         #[cfg(feature = "mongodb")] mongo: Option<MongoWatch>,
     ) -> Self {
         Self {
             service,
+            disabled: disabled.iter().filter_map(|n| instrument(n)).collect(),
             requests,
             system,
             #[cfg(feature = "mongodb")]
@@ -90,7 +104,7 @@ impl State {
         self.system.read().await
     }
 
-    /// One reading of every instrument, in a fixed order, on this thread:
+    /// One reading of every instrument that is on, in a fixed order, on this thread:
     /// what the OTLP exporter (on a thread of its own) encodes.
     #[cfg_attr(
         not(any(feature = "otlp", test)),
@@ -106,7 +120,9 @@ impl State {
     }
 
     fn families_with(&self, system: &SystemSnapshot) -> Vec<Family> {
-        let mut families = self.requests.families();
+        // By name: instruments are constants, which have no one address.
+        let on = |i: &Instrument| !self.disabled.iter().any(|d| d.otel_name == i.otel_name);
+        let mut families = self.requests.families(on);
         families.extend(system.families());
         #[cfg(feature = "mongodb")]
         if let Some(mongo) = &self.mongo {
@@ -115,6 +131,7 @@ impl State {
         let unauthorized = self.unauthorized.load(Ordering::Relaxed) as f64;
         families.push(Family::new(&i::UNAUTHORIZED_REQUESTS).number(Vec::new(), unauthorized));
         families.push(self.build_info());
+        families.retain(|f| on(f.instrument));
         families
     }
 

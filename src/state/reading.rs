@@ -26,25 +26,14 @@ pub(crate) struct Point {
 }
 
 /// An attribute value, typed as the semantic conventions type it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Value {
     Str(Cow<'static, str>),
     Int(i64),
     Bool(bool),
 }
 
-impl Value {
-    /// The Prometheus label value.
-    pub(crate) fn to_label(&self) -> Cow<'static, str> {
-        match self {
-            Value::Str(s) => s.clone(),
-            Value::Int(n) => Cow::Owned(n.to_string()),
-            Value::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
-        }
-    }
-}
-
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum PointValue {
     Number(f64),
     Histogram {
@@ -52,6 +41,38 @@ pub(crate) enum PointValue {
         bounds: Arc<[f64]>,
         data: HistogramSnapshot,
     },
+}
+
+impl PointValue {
+    /// What was added since `earlier`, a reading of the same point: what a
+    /// delta exporter sends. A value below `earlier` was reset, so all of
+    /// it is new.
+    #[cfg(feature = "otlp")]
+    pub(crate) fn minus(&self, earlier: &PointValue) -> PointValue {
+        match (self, earlier) {
+            (PointValue::Number(now), PointValue::Number(then)) if now >= then => {
+                PointValue::Number(now - then)
+            }
+            (PointValue::Histogram { bounds, data }, PointValue::Histogram { data: then, .. })
+                if data.count >= then.count =>
+            {
+                PointValue::Histogram {
+                    bounds: Arc::clone(bounds),
+                    data: data.minus(then),
+                }
+            }
+            _ => self.clone(),
+        }
+    }
+
+    /// Whether nothing was observed: what a delta of an idle point is.
+    #[cfg(feature = "otlp")]
+    pub(crate) fn is_zero(&self) -> bool {
+        match self {
+            PointValue::Number(v) => *v == 0.0,
+            PointValue::Histogram { data, .. } => data.count == 0,
+        }
+    }
 }
 
 impl Family {

@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, header};
 
 use super::Views;
 use super::health::HealthReport;
-use super::prometheus::{self, Format};
+use super::prometheus;
 
 /// Builds the router.
 pub(crate) fn router<S>(views: Arc<Views>) -> Router<S>
@@ -36,19 +36,9 @@ where
 }
 
 async fn metrics(State(views): State<Arc<Views>>, headers: HeaderMap) -> Response {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let format = Format::negotiate(accept);
     let state = views.state();
     state.refresh_probes_in_background();
-    let body = prometheus::encode(state.read_families().await, format);
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(format.content_type()),
-        )],
-        body,
-    )
-        .into_response()
+    prometheus::response(state.read_families().await, &headers)
 }
 
 async fn health(State(views): State<Arc<Views>>) -> Response {

@@ -297,11 +297,15 @@ pub fn app(watch: &serverwatch::ServerWatch) -> Router {
 
 /// Serves [`app`] on 127.0.0.1, on a free port, in this runtime.
 pub async fn spawn_app(watch: &serverwatch::ServerWatch) -> SocketAddr {
+    serve(app(watch)).await
+}
+
+/// Serves `app` on 127.0.0.1, on a free port, in this runtime.
+pub async fn serve(app: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding the test app");
     let addr = listener.local_addr().unwrap();
-    let app = app(watch);
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serving the app") });
     addr
 }

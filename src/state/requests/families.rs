@@ -13,7 +13,8 @@ use crate::state::reading::{Attributes, Family, Value, overflow_attributes};
 type Pick = fn(&SeriesSnapshot) -> &HistogramSnapshot;
 
 impl RequestStore {
-    pub(crate) fn families(&self) -> Vec<Family> {
+    /// The families of the instruments `on` keeps.
+    pub(crate) fn families(&self, on: impl Fn(&Instrument) -> bool) -> Vec<Family> {
         let series = self.snapshot();
         let attributes: Vec<Attributes> = series.iter().map(|s| attributes(&s.labels)).collect();
         let bounds = &self.bounds;
@@ -36,6 +37,7 @@ impl RequestStore {
         ];
         let mut families: Vec<Family> = histograms
             .into_iter()
+            .filter(|(instrument, ..)| on(instrument))
             .map(|(instrument, bounds, pick)| {
                 series.iter().zip(&attributes).fold(
                     Family::new(instrument),

@@ -1,13 +1,14 @@
 //! OTLP push: every export interval, the same instrument points that
-//! `/metrics` encodes are sent to a collector, cumulative, over HTTP/protobuf
-//! or gRPC.
+//! `/metrics` encodes are sent to a collector, cumulative or as deltas, over
+//! HTTP (protobuf or JSON) or gRPC.
 //!
 //! The exporter runs on a thread of its own with its own small runtime, so a
 //! slow or absent collector never takes a worker from the service. There is
 //! no queue: each export reads the current cumulative state, so an export
 //! that fails loses nothing (the next one carries it) and memory stays flat
-//! through an outage. An outage is logged once when it starts and once when
-//! it ends.
+//! through an outage. A failure the collector calls transient is retried
+//! with backoff, within the export's time. An outage is logged once when it
+//! starts and once when it ends, and so are rejected points.
 
 mod config;
 mod encode;
@@ -18,18 +19,29 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use config::OtlpProtocol;
+pub use config::{OtlpCompression, OtlpProtocol, OtlpTemporality};
 pub(crate) use config::{OtlpConfig, OtlpSettings};
-use encode::Origin;
-use transport::Transport;
+use encode::{Encoder, Origin};
+use transport::{Accepted, Retry, Transport};
 
 use crate::state::State;
 
-/// The running exporter; dropping it does not stop the export thread,
-/// [`OtlpExporter::shutdown`] does.
+/// First wait before a retry; it doubles, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The running exporter. [`OtlpExporter::shutdown`] stops the export
+/// thread after a last export, and so does dropping it.
 #[derive(Debug)]
 pub(crate) struct OtlpExporter {
-    commands: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    commands: mpsc::UnboundedSender<Shutdown>,
+}
+
+/// Asks the export thread to stop, when it was asked.
+#[derive(Debug)]
+struct Shutdown {
+    asked: Instant,
+    done: oneshot::Sender<()>,
 }
 
 impl OtlpExporter {
@@ -57,10 +69,13 @@ impl OtlpExporter {
         Ok(Self { commands })
     }
 
-    /// Makes a last export and stops. Returns at once if already stopped.
+    /// Makes a last export, unless one is under way, and stops; returns
+    /// within the export timeout of the call whatever the collector does.
+    /// Returns at once if already stopped.
     pub(crate) async fn shutdown(&self) {
         let (done, finished) = oneshot::channel();
-        if self.commands.send(done).is_ok() {
+        let asked = Instant::now();
+        if self.commands.send(Shutdown { asked, done }).is_ok() {
             let _ = finished.await;
         }
     }
@@ -70,46 +85,137 @@ async fn run(
     state: Arc<State>,
     config: OtlpConfig,
     origin: Origin,
-    mut shutdown: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+    mut shutdown: mpsc::UnboundedReceiver<Shutdown>,
 ) {
-    let mut transport = match Transport::new(&config) {
+    let transport = match Transport::new(&config) {
         Ok(transport) => transport,
         Err(e) => {
             tracing::error!(error = %e, "serverwatch: OTLP export disabled: cannot set up the client");
             return;
         }
     };
-    let mut outage = Outage::default();
-    let start = tokio::time::Instant::now() + config.interval;
-    let mut ticker = tokio::time::interval_at(start, config.interval);
+    let mut exporter = Exporter {
+        encoder: Encoder::new(origin, config.temporality),
+        state,
+        transport,
+        outage: Outage::default(),
+        rejections: Rejections::default(),
+        config,
+    };
+    let interval = exporter.config.interval;
+    let shutdown_budget = exporter.shutdown_budget();
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    // `None`: the handle was dropped; a last export all the same.
+    let asked = |stop: &Option<Shutdown>| stop.as_ref().map_or_else(Instant::now, |s| s.asked);
+    let stop = loop {
         tokio::select! {
-            _ = ticker.tick() => export(&state, &config, &origin, &mut transport, &mut outage).await,
-            done = shutdown.recv() => {
-                export(&state, &config, &origin, &mut transport, &mut outage).await;
-                if let Some(done) = done {
-                    let _ = done.send(());
+            _ = ticker.tick() => {
+                let export = exporter.export(Instant::now() + exporter.budget());
+                tokio::pin!(export);
+                tokio::select! {
+                    () = &mut export => {}
+                    stop = shutdown.recv() => {
+                        // The export under way is the last one, within the
+                        // shutdown's time.
+                        let deadline = tokio::time::Instant::from_std(asked(&stop) + shutdown_budget);
+                        let _ = tokio::time::timeout_at(deadline, &mut export).await;
+                        break stop;
+                    }
                 }
-                return;
+            }
+            stop = shutdown.recv() => {
+                exporter.export(asked(&stop) + shutdown_budget).await;
+                break stop;
+            }
+        }
+    };
+    if let Some(stop) = stop {
+        let _ = stop.done.send(());
+    }
+}
+
+/// The export thread's state.
+struct Exporter {
+    state: Arc<State>,
+    config: OtlpConfig,
+    encoder: Encoder,
+    transport: Transport,
+    outage: Outage,
+    rejections: Rejections,
+}
+
+impl Exporter {
+    /// The longest one export may take, its retries included: the export
+    /// timeout, and never past the next export.
+    fn budget(&self) -> Duration {
+        self.config.export_timeout.min(self.config.interval)
+    }
+
+    /// The longest the last export may take.
+    fn shutdown_budget(&self) -> Duration {
+        self.config.timeout.min(self.budget())
+    }
+
+    /// Reads the state and sends it, retrying what may be retried, until
+    /// `deadline`.
+    async fn export(&mut self, deadline: Instant) {
+        let encoded = self
+            .encoder
+            .encode(self.state.families(), SystemTime::now());
+        let mut backoff = FIRST_BACKOFF;
+        let result = loop {
+            let attempt = self
+                .config
+                .timeout
+                .min(deadline.saturating_duration_since(Instant::now()));
+            let failed =
+                match tokio::time::timeout(attempt, self.transport.send(&encoded.request)).await {
+                    Ok(Ok(accepted)) => break Ok(accepted),
+                    Ok(Err(failed)) => failed,
+                    Err(_) => transport::Failed {
+                        error: format!("no answer within {attempt:?}"),
+                        retry: Retry::After(None),
+                    },
+                };
+            let Retry::After(asked) = failed.retry else {
+                break Err(failed.error);
+            };
+            let wait = asked.unwrap_or_else(|| jitter(backoff));
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            if Instant::now() + wait >= deadline {
+                break Err(format!(
+                    "{}; no time left for a retry after {wait:?}",
+                    failed.error
+                ));
+            }
+            tracing::debug!(
+                endpoint = %self.config.endpoint,
+                error = %failed.error,
+                "serverwatch: OTLP export attempt failed, another in {wait:?}"
+            );
+            tokio::time::sleep(wait).await;
+        };
+        match result {
+            Ok(accepted) => {
+                self.rejections.record(&self.config.endpoint, &accepted);
+                self.encoder.taken(encoded);
+                self.outage
+                    .record(&self.config.endpoint, self.config.interval, Ok(()));
+            }
+            Err(error) => {
+                self.outage
+                    .record(&self.config.endpoint, self.config.interval, Err(error))
             }
         }
     }
 }
 
-async fn export(
-    state: &State,
-    config: &OtlpConfig,
-    origin: &Origin,
-    transport: &mut Transport,
-    outage: &mut Outage,
-) {
-    let request = encode::request(origin, &state.families(), SystemTime::now());
-    let result = match tokio::time::timeout(config.timeout, transport.send(request)).await {
-        Ok(result) => result,
-        Err(_) => Err(format!("no answer within {:?}", config.timeout)),
-    };
-    outage.record(&config.endpoint, config.interval, result);
+/// Between half of `backoff` and all of it, so that many exporters that
+/// failed together do not retry together.
+fn jitter(backoff: Duration) -> Duration {
+    let random = (uuid::Uuid::new_v4().as_u128() % 1000) as u32;
+    backoff / 2 + backoff / 2 * random / 1000
 }
 
 /// Tracks failed exports so that an outage is reported once, not once per
@@ -149,6 +255,45 @@ impl Outage {
     }
 }
 
+/// Tracks the points the collector rejects (`partial_success`), so that a
+/// run of rejecting exports is reported once, with the count.
+#[derive(Debug, Default)]
+struct Rejections {
+    /// Points rejected since the run started, and by how many exports.
+    since: Option<(i64, u64)>,
+}
+
+impl Rejections {
+    fn record(&mut self, endpoint: &http::Uri, accepted: &Accepted) {
+        match (&accepted.rejected, &mut self.since) {
+            (None, None) => {}
+            (None, Some((points, exports))) => {
+                tracing::info!(
+                    %endpoint,
+                    rejected = *points,
+                    exports = *exports,
+                    "serverwatch: OTLP collector accepts every point again"
+                );
+                self.since = None;
+            }
+            (Some((points, message)), None) => {
+                tracing::warn!(
+                    %endpoint,
+                    rejected = *points,
+                    %message,
+                    "serverwatch: OTLP collector rejected points; silent until it accepts them all"
+                );
+                self.since = Some((*points, 1));
+            }
+            (Some((points, message)), Some((total, exports))) => {
+                *total += points;
+                *exports += 1;
+                tracing::debug!(%endpoint, rejected = *points, %message, "serverwatch: OTLP collector still rejecting points");
+            }
+        }
+    }
+}
+
 /// `service.*` and `telemetry.sdk.*`, then `OTEL_RESOURCE_ATTRIBUTES` for
 /// everything else.
 fn resource(state: &State, config: &OtlpConfig) -> Vec<(String, String)> {
@@ -174,4 +319,34 @@ fn resource(state: &State, config: &OtlpConfig) -> Vec<(String, String)> {
         }
     }
     attributes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_are_counted_over_a_run_and_end_with_a_full_acceptance() {
+        let endpoint = http::Uri::from_static("http://c:4318/v1/metrics");
+        let mut rejections = Rejections::default();
+        let partial = |n: i64| Accepted {
+            rejected: Some((n, "too old".into())),
+        };
+        rejections.record(&endpoint, &partial(3));
+        rejections.record(&endpoint, &partial(2));
+        assert_eq!(rejections.since, Some((5, 2)));
+        rejections.record(&endpoint, &Accepted::default());
+        assert_eq!(rejections.since, None);
+    }
+
+    #[test]
+    fn jitter_stays_within_half_the_backoff_and_all_of_it() {
+        for _ in 0..100 {
+            let wait = jitter(FIRST_BACKOFF);
+            assert!(
+                FIRST_BACKOFF / 2 <= wait && wait <= FIRST_BACKOFF,
+                "{wait:?}"
+            );
+        }
+    }
 }

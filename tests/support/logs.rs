@@ -1,0 +1,53 @@
+//! The `serverwatch` log lines of a test binary, captured by a global
+//! `tracing` subscriber that only such a binary installs (each test binary
+//! that includes this module is one).
+//!
+//! Include it with `#[path = "support/logs.rs"] mod logs;`.
+
+#![allow(
+    dead_code,
+    reason = "each test file uses a different part of this module"
+)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Every formatted `serverwatch` event of this test binary, from any test.
+pub fn captured() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&buffer);
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("serverwatch=debug"))
+            .with_ansi(false)
+            .with_writer(move || Capture(Arc::clone(&sink)))
+            .try_init()
+            .expect("the only global subscriber of this test binary");
+        buffer
+    })
+}
+
+/// The captured lines that contain `text` (tests run in parallel: each
+/// exporter logs its own endpoint, which tells them apart).
+pub fn lines_with(text: &str) -> Vec<String> {
+    String::from_utf8_lossy(&captured().lock().unwrap())
+        .lines()
+        .filter(|l| l.contains(text))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Appends what the subscriber writes (one event at a time) to the buffer.
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
