@@ -24,7 +24,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use prometheus::{Prometheus, vector};
+use prometheus::{Prometheus, decode_protobuf, vector};
 use rotel::Rotel;
 use serverwatch::ServerWatch;
 use support::{TestApp, eventually, sample};
@@ -304,21 +304,6 @@ fn exponential_quantile(point: &rotel::DataPoint, q: f64) -> f64 {
         }
     }
     panic!("rank {rank} is past the buckets of {point:?}")
-}
-
-/// The length-delimited `MetricFamily` messages of a protobuf exposition.
-fn decode_protobuf(
-    mut bytes: &[u8],
-) -> Vec<prometheus_client::encoding::prometheus_protobuf::prometheus_data_model::MetricFamily> {
-    use prost::Message;
-    let mut families = Vec::new();
-    while !bytes.is_empty() {
-        families.push(
-            prometheus_client::encoding::prometheus_protobuf::prometheus_data_model::MetricFamily::decode_length_delimited(&mut bytes)
-                .expect("a length-delimited MetricFamily"),
-        );
-    }
-    families
 }
 
 #[tokio::test]

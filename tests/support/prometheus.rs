@@ -604,3 +604,18 @@ pub fn raw_path_labels(series: &[BTreeMap<String, String>], sent: &[String]) -> 
     }
     found.into_iter().collect()
 }
+
+/// The length-delimited `MetricFamily` messages of a protobuf exposition.
+pub fn decode_protobuf(
+    mut bytes: &[u8],
+) -> Vec<prometheus_client::encoding::prometheus_protobuf::prometheus_data_model::MetricFamily> {
+    use prost::Message;
+    let mut families = Vec::new();
+    while !bytes.is_empty() {
+        families.push(
+            prometheus_client::encoding::prometheus_protobuf::prometheus_data_model::MetricFamily::decode_length_delimited(&mut bytes)
+                .expect("a length-delimited MetricFamily"),
+        );
+    }
+    families
+}

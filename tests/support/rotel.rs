@@ -368,6 +368,8 @@ pub struct DataPoint {
     pub exponential_buckets: Vec<(f64, f64, u64)>,
     pub min: Option<f64>,
     pub max: Option<f64>,
+    /// The trace ids of the point's exemplars, in hex.
+    pub exemplar_trace_ids: Vec<String>,
 }
 
 impl DataPoint {
@@ -390,6 +392,8 @@ enum Section {
     Resource,
     Descriptor,
     PointAttributes,
+    /// `Exemplars:` of a point, each `Exemplar #n` with its `-> Trace ID:`.
+    Exemplars,
 }
 
 /// Parses rotel's detailed print-out into batches, one per
@@ -430,6 +434,8 @@ pub fn parse(text: &str) -> Vec<Batch> {
             section = Section::Other;
         } else if line == "Data point attributes:" {
             section = Section::PointAttributes;
+        } else if line == "Exemplars:" {
+            section = Section::Exemplars;
         } else if let Some(entry) = line.trim_start().strip_prefix("-> ") {
             let (key, value) = entry.split_once(": ").unwrap_or((entry, ""));
             match section {
@@ -448,6 +454,11 @@ pub fn parse(text: &str) -> Vec<Batch> {
                 Section::Descriptor => {
                     if let Some(metric) = batch.metrics.last_mut() {
                         descriptor(metric, key, value);
+                    }
+                }
+                Section::Exemplars => {
+                    if let (Some(point), "Trace ID") = (last_point(batch), key) {
+                        point.exemplar_trace_ids.push(value.to_owned());
                     }
                 }
                 Section::Other => {}

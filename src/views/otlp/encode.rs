@@ -18,9 +18,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram,
-    HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
-    exponential_histogram_data_point, metric, number_data_point,
+    AggregationTemporality, Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge,
+    Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    exemplar, exponential_histogram_data_point, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
@@ -181,6 +181,7 @@ impl Encoder {
                     // OTLP wants.
                     bucket_counts: data.buckets.clone(),
                     explicit_bounds: bounds.to_vec(),
+                    exemplars: exemplars(data),
                     ..HistogramDataPoint::default()
                 }),
             }
@@ -252,8 +253,25 @@ fn exponential_point(
         }),
         min: data.min.filter(|_| sent.whole),
         max: data.max.filter(|_| sent.whole),
+        exemplars: exemplars(data),
         ..ExponentialHistogramDataPoint::default()
     }
+}
+
+/// The exemplars of a histogram point: the last traced observation of each
+/// classic bucket, with its trace and span ids as bytes.
+fn exemplars(data: &crate::state::histogram::HistogramSnapshot) -> Vec<Exemplar> {
+    data.exemplars
+        .iter()
+        .flatten()
+        .map(|e| Exemplar {
+            time_unix_nano: e.time_unix_nanos,
+            span_id: e.ids.span_id.to_vec(),
+            trace_id: e.ids.trace_id.to_vec(),
+            value: Some(exemplar::Value::AsDouble(e.value)),
+            ..Exemplar::default()
+        })
+        .collect()
 }
 
 /// A point as sent: its cumulative reading, and the delta sent for it.

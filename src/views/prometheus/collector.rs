@@ -13,6 +13,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::instruments::Kind;
+use crate::state::exemplar::Exemplar;
 use crate::state::exponential::{ExponentialSnapshot, MAX_EXPORTED_BUCKETS};
 use crate::state::histogram::HistogramSnapshot;
 use crate::state::reading::{Family, PointValue, Value};
@@ -22,12 +23,71 @@ use crate::state::reading::{Family, PointValue, Value};
 /// in it.
 const NATIVE_ZERO_THRESHOLD: f64 = 2.938_735_877_055_719e-39;
 
-/// `families` as length-delimited `MetricFamily` messages.
+/// `families` as length-delimited `MetricFamily` messages, the histograms'
+/// exemplars on their classic buckets and among their native ones.
+/// prometheus-client takes exemplars only of its own histogram type, so
+/// they are added to the messages it made: one message per point, in order.
 pub(super) fn protobuf(families: Vec<Family>) -> Vec<u8> {
+    use prometheus_client::encoding::prometheus_protobuf::{encode, prometheus_data_model as pb};
+    use prost::Message;
+
+    let exemplars: Vec<Vec<Vec<Option<Exemplar>>>> = families
+        .iter()
+        .map(|family| {
+            family
+                .points
+                .iter()
+                .filter_map(|p| match &p.value {
+                    PointValue::Histogram { data, .. } => Some(data.exemplars.clone()),
+                    PointValue::Number(_) => None,
+                })
+                .collect()
+        })
+        .collect();
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Families(families)));
-    // The collector cannot fail, nor can encoding into a Vec.
-    prometheus_client::encoding::prometheus_protobuf::encode_to_vec(&registry).unwrap_or_default()
+    // The collector cannot fail.
+    let mut messages = encode(&registry).unwrap_or_default();
+    let as_message = |e: &Exemplar| {
+        let label = |name: &str, value: String| pb::LabelPair {
+            name: name.to_owned(),
+            value,
+        };
+        pb::Exemplar {
+            label: vec![
+                label(
+                    "trace_id",
+                    format!("{:032x}", u128::from_be_bytes(e.ids.trace_id)),
+                ),
+                label(
+                    "span_id",
+                    format!("{:016x}", u64::from_be_bytes(e.ids.span_id)),
+                ),
+            ],
+            value: e.value,
+            timestamp: Some(prost_types::Timestamp {
+                seconds: (e.time_unix_nanos / 1_000_000_000) as i64,
+                nanos: (e.time_unix_nanos % 1_000_000_000) as i32,
+            }),
+        }
+    };
+    for (message, exemplars) in messages.iter_mut().zip(&exemplars) {
+        for (metric, exemplars) in message.metric.iter_mut().zip(exemplars) {
+            let Some(h) = metric.histogram.as_mut() else {
+                continue;
+            };
+            for (bucket, exemplar) in h.bucket.iter_mut().zip(exemplars) {
+                bucket.exemplar = exemplar.as_ref().map(as_message);
+            }
+            h.exemplars = exemplars.iter().flatten().map(as_message).collect();
+        }
+    }
+    let mut bytes = Vec::new();
+    for message in messages {
+        // Encoding into a Vec cannot fail.
+        let _ = message.encode_length_delimited(&mut bytes);
+    }
+    bytes
 }
 
 /// Families to encode, as a prometheus-client collector.

@@ -25,6 +25,7 @@ use http::{HeaderMap, HeaderValue, header};
 use http_body::Frame;
 
 use crate::instruments::{Instrument, Kind};
+use crate::state::exemplar::Exemplar;
 use crate::state::histogram::HistogramSnapshot;
 use crate::state::reading::{Family, PointValue, Value};
 
@@ -326,7 +327,8 @@ impl Text {
                     }
                     PointValue::Histogram { bounds, data } => {
                         self.buckets.prepare(&name, bounds);
-                        write_histogram(out, &name, &self.labels, &self.buckets, data);
+                        let exemplars = self.format == TextFormat::OpenMetrics;
+                        write_histogram(out, &name, &self.labels, &self.buckets, data, exemplars);
                     }
                 }
             }
@@ -483,13 +485,15 @@ impl Buckets {
 }
 
 /// `_sum`, `_count`, then each bucket, cumulative, as prometheus-client
-/// orders them (`le` first among the labels).
+/// orders them (`le` first among the labels); with `exemplars` (only
+/// OpenMetrics has them), a bucket's exemplar after its count.
 fn write_histogram(
     out: &mut Vec<u8>,
     name: &str,
     labels: &[u8],
     buckets: &Buckets,
     h: &HistogramSnapshot,
+    exemplars: bool,
 ) {
     write_name(out, name, "_sum", labels);
     out.push(b' ');
@@ -501,7 +505,7 @@ fn write_histogram(
     out.push(b'\n');
     let mut cumulative = 0u64;
     let mut number = itoa::Buffer::new();
-    for (line, n) in buckets.lines.iter().zip(&h.buckets) {
+    for (bucket, (line, n)) in buckets.lines.iter().zip(&h.buckets).enumerate() {
         cumulative += n;
         out.extend_from_slice(line);
         if !labels.is_empty() {
@@ -510,8 +514,29 @@ fn write_histogram(
         }
         out.extend_from_slice(b"} ");
         out.extend_from_slice(number.format(cumulative).as_bytes());
+        if let Some(Some(exemplar)) = exemplars.then(|| h.exemplars.get(bucket)).flatten() {
+            write_exemplar(out, exemplar);
+        }
         out.push(b'\n');
     }
+}
+
+/// ` # {trace_id="…",span_id="…"} value timestamp`: an OpenMetrics
+/// exemplar, the ids in lowercase hex as W3C trace context writes them (70
+/// characters of labels, within the 128 OpenMetrics allows), the timestamp
+/// in seconds.
+fn write_exemplar(out: &mut Vec<u8>, exemplar: &Exemplar) {
+    let trace = u128::from_be_bytes(exemplar.ids.trace_id);
+    let span = u64::from_be_bytes(exemplar.ids.span_id);
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        out,
+        " # {{trace_id=\"{trace:032x}\",span_id=\"{span:016x}\"}} "
+    );
+    out.extend_from_slice(dtoa::Buffer::new().format(exemplar.value).as_bytes());
+    out.push(b' ');
+    let seconds = exemplar.time_unix_nanos as f64 / 1e9;
+    out.extend_from_slice(dtoa::Buffer::new().format(seconds).as_bytes());
 }
 
 #[cfg(test)]
@@ -806,11 +831,9 @@ mod tests {
 
         fn encode_registry(out: &mut String, families: &[Family]) {
             let mut registry = Registry::default();
-            registry.register_collector(Box::new(super::super::collector::Families(copy(
-                families,
-            ))));
+            registry
+                .register_collector(Box::new(super::super::collector::Families(copy(families))));
             prometheus_client::encoding::text::encode_registry(out, &registry).unwrap();
         }
-
     }
 }

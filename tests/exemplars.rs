@@ -1,0 +1,288 @@
+//! Trace-linked exemplars: a request handled inside a sampled span leaves
+//! its trace and span ids on the duration bucket it lands in, read by a real
+//! Prometheus (`--enable-feature=exemplar-storage`) from OpenMetrics and by a
+//! real OTLP receiver; a request outside any span leaves none.
+//!
+//! The spans come the two ways an app has them: an OpenTelemetry context
+//! made current around the request (the `opentelemetry` API alone), and a
+//! `tracing` span through `tracing-opentelemetry`. Either way the trace is
+//! the client's, from its `traceparent` header.
+
+#[path = "support/prometheus.rs"]
+mod prometheus;
+#[path = "support/rotel.rs"]
+mod rotel;
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use opentelemetry::trace::{
+    FutureExt as _, SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+};
+use prometheus::{Prometheus, decode_protobuf, parse_openmetrics_strict, promtool_check_metrics};
+use rotel::Rotel;
+use serverwatch::ServerWatch;
+use support::{TestApp, eventually};
+
+/// The client's trace: `traceparent: 00-<trace>-<span>-01`.
+fn traceparent(trace: u128, span: u64) -> String {
+    format!("00-{trace:032x}-{span:016x}-01")
+}
+
+/// The remote span of a `traceparent` header, sampled or not as it says.
+fn remote_span(request: &Request) -> Option<SpanContext> {
+    let header = request.headers().get("traceparent")?.to_str().ok()?;
+    let mut parts = header.split('-');
+    let (_, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    Some(SpanContext::new(
+        TraceId::from_hex(trace).ok()?,
+        SpanId::from_hex(span).ok()?,
+        TraceFlags::new(u8::from_str_radix(flags, 16).ok()?),
+        true,
+        TraceState::default(),
+    ))
+}
+
+/// Runs the request inside the client's span, as the current OpenTelemetry
+/// context (what an OpenTelemetry propagation middleware does).
+async fn in_remote_context(request: Request, next: Next) -> Response {
+    match remote_span(&request) {
+        Some(span) => {
+            let cx = opentelemetry::Context::current().with_remote_span_context(span);
+            next.run(request).with_context(cx).await
+        }
+        None => next.run(request).await,
+    }
+}
+
+fn routes() -> Router {
+    Router::new()
+        .route("/traced", get(|| async { "in a trace" }))
+        .route("/untraced", get(|| async { "in none" }))
+}
+
+async fn send(app: &TestApp, path: &str, traceparent: Option<String>) {
+    let mut request = app.client.get(app.url(path));
+    if let Some(header) = traceparent {
+        request = request.header("traceparent", header);
+    }
+    assert_eq!(request.send().await.unwrap().status(), 200);
+}
+
+/// Trace ids the test makes up, distinct per test and run.
+fn trace_ids(n: usize) -> Vec<u128> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    (1..=n as u128).map(|k| (now << 16) | k).collect()
+}
+
+/// The OpenMetrics text of `/metrics`.
+async fn openmetrics(app: &TestApp) -> String {
+    app.client
+        .get(app.url("/metrics"))
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_real_prometheus_stores_the_trace_ids_of_the_requests_made_in_spans() {
+    let watch = ServerWatch::builder().build().unwrap();
+    let app = watch
+        .instrument(routes())
+        .layer(middleware::from_fn(in_remote_context));
+    let app = TestApp::serve(app).await;
+    let prometheus =
+        Prometheus::start_with_features("exemplars", app.addr, &["exemplar-storage"]).await;
+
+    // One traced request at a time, each seen by a scrape before the next:
+    // a bucket keeps only its last exemplar.
+    let traces = trace_ids(4);
+    let mut stored = BTreeSet::new();
+    for (k, &trace) in traces.iter().enumerate() {
+        send(&app, "/traced", Some(traceparent(trace, k as u64 + 1))).await;
+        send(&app, "/untraced", None).await;
+        let wanted = format!("{trace:032x}");
+        let found = eventually(
+            "the exemplar in Prometheus",
+            Duration::from_secs(30),
+            || async {
+                let ids = exemplar_trace_ids(&prometheus, "/traced").await;
+                ids.contains(&wanted).then_some(ids)
+            },
+        )
+        .await;
+        stored.extend(found);
+    }
+    let sent: BTreeSet<String> = traces.iter().map(|t| format!("{t:032x}")).collect();
+    assert_eq!(stored, sent, "every trace, and nothing else");
+    assert!(
+        exemplar_trace_ids(&prometheus, "/untraced")
+            .await
+            .is_empty(),
+        "a request outside any span carries no exemplar"
+    );
+
+    // The formats: OpenMetrics with exemplars is valid for the strict
+    // parser; the classic text carries none and stays promtool-clean.
+    let text = openmetrics(&app).await;
+    assert!(text.contains(" # {trace_id=\""), "{text}");
+    parse_openmetrics_strict(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let classic = app.metrics().await;
+    assert!(!classic.contains("trace_id"));
+    let report = promtool_check_metrics(&classic);
+    assert!(
+        report.success && report.output.trim().is_empty(),
+        "{}",
+        report.output
+    );
+
+    // The protobuf format carries them too: on the classic bucket, and
+    // among the native histogram's exemplars.
+    let protobuf = app
+        .client
+        .get(app.url("/metrics"))
+        .header(
+            "accept",
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
+        )
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let families = decode_protobuf(&protobuf);
+    let duration = families
+        .iter()
+        .find(|f| f.name == "http_server_request_duration_seconds")
+        .unwrap();
+    let last = format!("{:032x}", traces[traces.len() - 1]);
+    for metric in &duration.metric {
+        let traced = metric.label.iter().any(|l| l.value == "/traced");
+        let h = metric.histogram.as_ref().unwrap();
+        let ids = |e: &prometheus_client::encoding::prometheus_protobuf::prometheus_data_model::Exemplar| {
+            e.label.iter().find(|l| l.name == "trace_id").map(|l| l.value.clone())
+        };
+        let on_buckets: Vec<String> = h
+            .bucket
+            .iter()
+            .filter_map(|b| b.exemplar.as_ref())
+            .filter_map(ids)
+            .collect();
+        let native: Vec<String> = h.exemplars.iter().filter_map(ids).collect();
+        if traced {
+            assert!(on_buckets.contains(&last), "{on_buckets:?}");
+            assert_eq!(on_buckets, native);
+        } else {
+            assert!(on_buckets.is_empty() && native.is_empty());
+        }
+    }
+}
+
+/// The trace ids Prometheus stores as exemplars of `route`'s duration.
+async fn exemplar_trace_ids(prometheus: &Prometheus, route: &str) -> BTreeSet<String> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let query = format!("http_server_request_duration_seconds_bucket{{http_route=\"{route}\"}}");
+    let (start, end) = ((now - 600).to_string(), (now + 60).to_string());
+    let data = prometheus
+        .api_data(
+            "/api/v1/query_exemplars",
+            &[("query", &query), ("start", &start), ("end", &end)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("query_exemplars: {e}"));
+    data.as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| e["labels"]["trace_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_tracing_span_leaves_its_trace_on_the_bucket_and_over_otlp() {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    // A tracer of the SDK's (the app's own, as it would be), whose spans
+    // tracing-opentelemetry makes current while they are entered; this
+    // runtime has one thread, which the subscriber is the default of.
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let tracer = provider.tracer("exemplars-test");
+    let subscriber =
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let rotel = Rotel::start().await;
+    let watch = ServerWatch::builder()
+        .otlp_endpoint(rotel.http_endpoint())
+        .otlp_export_interval(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let app = watch.instrument(routes()).layer(middleware::from_fn(
+        |request: Request, next: Next| async move {
+            // A span only for the requests that come with a trace: the
+            // others are handled outside any span.
+            let Some(parent) = remote_span(&request) else {
+                return next.run(request).await;
+            };
+            let span = tracing::info_span!("request", path = %request.uri().path());
+            let _ =
+                span.set_parent(opentelemetry::Context::current().with_remote_span_context(parent));
+            tracing::Instrument::instrument(next.run(request), span).await
+        },
+    ));
+    let app = TestApp::serve(app).await;
+    let trace = trace_ids(1)[0];
+    send(&app, "/traced", Some(traceparent(trace, 7))).await;
+    send(&app, "/untraced", None).await;
+
+    let text = openmetrics(&app).await;
+    let wanted = format!("trace_id=\"{trace:032x}\"");
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(&wanted)).collect();
+    assert_eq!(lines.len(), 1, "one bucket carries the trace:\n{text}");
+    assert!(lines[0].contains("http_route=\"/traced\""), "{}", lines[0]);
+    // The span is tracing's own, a child of the client's: not span 7.
+    assert!(!lines[0].contains(&format!("span_id=\"{:016x}\"", 7)));
+
+    let batch = rotel
+        .wait_for_batch("an exemplar over OTLP", Duration::from_secs(20), |b| {
+            let seen = b
+                .metric("http.server.request.duration")
+                .is_some_and(|m| m.points.iter().any(|p| !p.exemplar_trace_ids.is_empty()));
+            if seen {
+                Ok(())
+            } else {
+                Err("no exemplar yet".to_owned())
+            }
+        })
+        .await;
+    let duration = batch.metric("http.server.request.duration").unwrap();
+    for point in &duration.points {
+        let route = point.attr("http.route").cloned();
+        if route == Some(rotel::AttrValue::Str("/traced".into())) {
+            assert_eq!(point.exemplar_trace_ids, vec![format!("{trace:032x}")]);
+        } else {
+            assert!(point.exemplar_trace_ids.is_empty(), "{point:?}");
+        }
+    }
+    watch.shutdown().await;
+    let _ = provider.shutdown();
+}
