@@ -154,7 +154,14 @@ fn the_stack_has_its_services_pinned_checked_and_published() {
         .collect();
     assert_eq!(
         names,
-        BTreeSet::from(["app", "mongo", "otel-collector", "prometheus", "grafana"])
+        BTreeSet::from([
+            "app",
+            "mongo",
+            "otel-collector",
+            "prometheus",
+            "grafana",
+            "tempo"
+        ])
     );
 
     for name in &names {
@@ -208,7 +215,12 @@ fn the_stack_has_its_services_pinned_checked_and_published() {
     }
     let declared: BTreeSet<String> = declared.into_iter().map(str::to_owned).collect();
     assert_eq!(used, declared, "named volumes used vs declared");
-    for wanted in ["mongo-data", "prometheus-data", "grafana-data"] {
+    for wanted in [
+        "mongo-data",
+        "prometheus-data",
+        "grafana-data",
+        "tempo-data",
+    ] {
         assert!(declared.contains(wanted), "no volume {wanted}");
     }
 
@@ -241,8 +253,10 @@ fn the_app_reaches_mongo_and_the_collector_by_service_name() {
     assert!(!env["OTEL_SERVICE_NAME"].is_empty());
     let command = strings(&app["command"]).join(" ");
     assert!(
-        command.contains("--listen 0.0.0.0:3000") && command.contains("--traffic"),
-        "the app runs the demo with traffic on 0.0.0.0:3000: {command}"
+        command.contains("--listen 0.0.0.0:3000")
+            && command.contains("--traffic")
+            && command.contains("--traces"),
+        "the app runs the demo with traffic and traces on 0.0.0.0:3000: {command}"
     );
 
     // The collector listens for OTLP/HTTP where the app sends it.
@@ -346,11 +360,27 @@ fn grafana_is_provisioned_with_the_datasource_and_the_board_as_home() {
     );
 
     // The datasource is the stack's Prometheus, default, with the uid the
-    // board's DS_PROMETHEUS variable resolves to by default.
+    // board's DS_PROMETHEUS variable resolves to by default; an exemplar's
+    // trace_id leads to the stack's Tempo.
     let ds = yaml_file(&repo().join("grafana/provisioning/datasources/prometheus.yml"));
     let list = ds["datasources"].as_array().expect("datasources");
-    assert_eq!(list.len(), 1);
+    assert_eq!(list.len(), 2);
     let prom = &list[0];
+    let tempo = &list[1];
+    assert_eq!(tempo["type"], "tempo");
+    let tempo_port = port_of(strings(&service(&c, "tempo")["ports"])[0].as_str());
+    assert_eq!(tempo["url"], format!("http://tempo:{tempo_port}"));
+    let destinations = prom["jsonData"]["exemplarTraceIdDestinations"]
+        .as_array()
+        .expect("exemplar destinations");
+    assert_eq!(destinations.len(), 1);
+    assert_eq!(destinations[0]["name"], "trace_id");
+    assert_eq!(destinations[0]["datasourceUid"], tempo["uid"]);
+    let command = strings(&service(&c, "prometheus")["command"]);
+    assert!(
+        command.contains(&"--enable-feature=exemplar-storage".to_owned()),
+        "Prometheus keeps exemplars: {command:?}"
+    );
     assert_eq!(prom["type"], "prometheus");
     assert_eq!(prom["isDefault"], true);
     assert_eq!(prom["url"], "http://prometheus:9090");
@@ -449,10 +479,22 @@ fn the_collector_pipeline_takes_otlp_in_and_serves_prometheus_out() {
     let pipelines = service["pipelines"].as_object().expect("pipelines");
     assert_eq!(
         pipelines.keys().collect::<Vec<_>>(),
-        ["metrics"],
-        "one pipeline, for metrics"
+        ["metrics", "traces"],
+        "a pipeline for metrics, one for traces"
     );
     let metrics = &pipelines["metrics"];
+    let traces = &pipelines["traces"];
+    assert_eq!(strings(&traces["receivers"]), ["otlp"]);
+    assert_eq!(strings(&traces["exporters"]), ["otlp/tempo"]);
+    // The traces go to Tempo's OTLP/gRPC receiver, by service name.
+    let tempo = yaml_file(&repo().join("tempo/tempo.yaml"));
+    let tempo_grpc = tempo["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
+        .as_str()
+        .expect("Tempo's OTLP/gRPC endpoint");
+    assert_eq!(
+        config["exporters"]["otlp/tempo"]["endpoint"],
+        format!("tempo:{}", port_of(tempo_grpc))
+    );
     assert_eq!(strings(&metrics["receivers"]), ["otlp"]);
     assert_eq!(strings(&metrics["exporters"]), ["prometheus"]);
     let processors = strings(&metrics["processors"]);
@@ -462,10 +504,15 @@ fn the_collector_pipeline_takes_otlp_in_and_serves_prometheus_out() {
     );
     // Every component the service uses is defined, and every one defined
     // is used.
+    let both = |key: &str| {
+        let mut all = strings(&metrics[key]);
+        all.extend(strings(&traces[key]));
+        all
+    };
     for (kind, used) in [
-        ("receivers", strings(&metrics["receivers"])),
-        ("processors", processors.clone()),
-        ("exporters", strings(&metrics["exporters"])),
+        ("receivers", both("receivers")),
+        ("processors", both("processors")),
+        ("exporters", both("exporters")),
         ("extensions", strings(&service["extensions"])),
     ] {
         let defined: BTreeSet<String> = config[kind]
