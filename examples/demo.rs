@@ -12,7 +12,12 @@
 //! - `--traffic`: send itself a steady mix of requests so the numbers move;
 //! - `--ops-listen ADDR`: serve the observability routes on a listener of
 //!   their own instead of on the app;
-//! - `--token TOKEN`: protect the observability routes with a bearer token.
+//! - `--token TOKEN`: protect the observability routes with a bearer token;
+//! - `--traces`: make a span of each request (a child of the caller's
+//!   `traceparent`, if it sends one) and push the spans over OTLP to
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` (or its `…_TRACES_…` form): the request
+//!   durations then carry exemplars, the trace id of a request in each
+//!   bucket.
 //!
 //! With `MONGODB_URI` set, `/items/{id}` stores and reads its items in
 //! MongoDB (database `serverwatch_demo`), so the database metrics move and
@@ -30,6 +35,7 @@ use axum::Router;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use serverwatch::ServerWatch;
 use tokio::net::TcpListener;
 
@@ -39,6 +45,7 @@ struct Args {
     ops_listen: Option<SocketAddr>,
     token: Option<String>,
     traffic: bool,
+    traces: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -47,6 +54,7 @@ fn parse_args() -> Result<Args, String> {
         ops_listen: None,
         token: None,
         traffic: false,
+        traces: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -58,9 +66,11 @@ fn parse_args() -> Result<Args, String> {
             }
             "--token" => args.token = Some(value("--token")?),
             "--traffic" => args.traffic = true,
+            "--traces" => args.traces = true,
             "-h" | "--help" => {
                 return Err(
-                    "usage: demo [--listen ADDR] [--traffic] [--ops-listen ADDR] [--token TOKEN]"
+                    "usage: demo [--listen ADDR] [--traffic] [--traces] [--ops-listen ADDR] \
+                     [--token TOKEN]"
                         .into(),
                 );
             }
@@ -146,15 +156,65 @@ async fn traffic(base: String) {
     }
 }
 
+/// Logs to stderr; with `--traces`, also every span over OTLP. The
+/// provider is returned to be shut down (a last export) at the end.
+fn install_tracing(
+    traces: bool,
+    service: &str,
+) -> Result<Option<SdkTracerProvider>, Box<dyn std::error::Error>> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer());
+    if !traces {
+        logs.init();
+        return Ok(None);
+    }
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()?;
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(service.to_owned())
+                .build(),
+        )
+        .build();
+    let tracer = opentelemetry::trace::TracerProvider::tracer(&provider, "serverwatch-demo");
+    logs.with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .init();
+    Ok(Some(provider))
+}
+
+/// Handles the request inside a span of its own, named after its route, a
+/// child of the caller's trace if its `traceparent` names one. Added around
+/// serverwatch's layer, so that serverwatch sees the span as current.
+async fn in_a_span(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |m| m.as_str());
+    let name = format!("{} {route}", request.method());
+    let span = tracing::info_span!("request", otel.name = %name, otel.kind = "server");
+    let parent = opentelemetry_sdk::propagation::TraceContextPropagator::new()
+        .extract(&opentelemetry_http::HeaderExtractor(request.headers()));
+    let _ = span.set_parent(parent);
+    tracing::Instrument::instrument(next.run(request), span).await
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    // The /panic route panics on purpose: one log line each, not a backtrace.
-    std::panic::set_hook(Box::new(|info| tracing::warn!("{info}")));
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {
@@ -162,12 +222,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
+    let service =
+        std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "serverwatch-demo".to_owned());
+    let tracer = install_tracing(args.traces, &service)?;
+    // The /panic route panics on purpose: one log line each, not a backtrace.
+    std::panic::set_hook(Box::new(|info| tracing::warn!("{info}")));
 
     let mut builder = ServerWatch::builder().service_version(env!("CARGO_PKG_VERSION"));
     // A name set in code wins over OTEL_SERVICE_NAME: set one only when the
     // environment does not name the service.
     if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
-        builder = builder.service_name("serverwatch-demo");
+        builder = builder.service_name(&service);
     }
     if let Some(token) = &args.token {
         builder = builder.bearer_token(token);
@@ -203,6 +268,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             app(items).layer(watch.layer())
         }
     };
+    let app = if args.traces {
+        tracing::info!("a span for each request, pushed over OTLP (--traces)");
+        app.layer(axum::middleware::from_fn(in_a_span))
+    } else {
+        app
+    };
     tracing::info!("sample API on http://{addr} (/items/{{id}}, /fail, /panic, /slow)");
     if args.traffic {
         tracing::info!("sending itself a steady request mix (--traffic)");
@@ -213,6 +284,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     // The last OTLP export, so the final requests reach the collector.
     watch.shutdown().await;
+    if let Some(tracer) = tracer {
+        // The spans still queued; the exporter blocks, so off the runtime.
+        tokio::task::spawn_blocking(move || tracer.shutdown()).await??;
+    }
     Ok(())
 }
 

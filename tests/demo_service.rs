@@ -3,17 +3,24 @@
 #[allow(dead_code, reason = "the demo needs only part of the launcher")]
 #[path = "support/launcher.rs"]
 mod launcher;
+#[path = "support/rotel.rs"]
+mod rotel;
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use launcher::{Run, Server, ServerKind};
+use rotel::Rotel;
 
 /// The demo binary that `cargo test` builds beside the test binaries, with
-/// `OTEL_SERVICE_NAME` set to `name` if given.
+/// `OTEL_SERVICE_NAME` set to `name` if given, and the flags and variables
+/// a test adds.
 struct Demo {
     path: PathBuf,
     service_name: Option<&'static str>,
+    args: Vec<&'static str>,
+    env: Vec<(&'static str, String)>,
 }
 
 impl Demo {
@@ -31,7 +38,20 @@ impl Demo {
              `cargo build --all-features --example demo`)",
             path.display()
         );
-        Self { path, service_name }
+        Self {
+            path,
+            service_name,
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Pushing its metrics every 300 ms to `rotel`, over HTTP.
+    fn pushing_to(mut self, rotel: &Rotel) -> Self {
+        self.env
+            .push(("OTEL_EXPORTER_OTLP_ENDPOINT", rotel.http_endpoint()));
+        self.env.push(("OTEL_METRIC_EXPORT_INTERVAL", "300".into()));
+        self
     }
 }
 
@@ -52,6 +72,8 @@ impl ServerKind for Demo {
         if let Some(name) = self.service_name {
             command.env("OTEL_SERVICE_NAME", name);
         }
+        command.args(&self.args);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
 }
@@ -76,4 +98,86 @@ async fn the_demo_honours_otel_service_name() {
         "checkout"
     );
     assert_eq!(service_name_of(Demo::new(None)).await, "serverwatch-demo");
+}
+
+/// Sends `n` requests to `path` of the demo behind `server`.
+async fn send(server: &Server<Demo>, path: &str, n: usize) {
+    let url = format!("http://127.0.0.1:{}{path}", server.ports()[0]);
+    for _ in 0..n {
+        reqwest::get(&url).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_standard_variable_makes_the_demo_push_exponential_histograms() {
+    let rotel = Rotel::start().await;
+    let mut demo = Demo::new(None).pushing_to(&rotel);
+    demo.env.push((
+        "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+        "base2_exponential_bucket_histogram".into(),
+    ));
+    let mut server = Server::new(demo);
+    server.launch(1).await;
+    send(&server, "/items/3", 12).await;
+    let batch = rotel
+        .wait_for_batch(
+            "12 requests in exponential histograms",
+            Duration::from_secs(20),
+            |b| {
+                let seen: u64 = b
+                    .metric("http.server.request.duration")
+                    .filter(|m| m.data_type == "ExponentialHistogram")
+                    .map_or(0, |m| m.points.iter().filter_map(|p| p.count).sum());
+                if seen >= 12 {
+                    Ok(())
+                } else {
+                    Err(format!("{seen} so far"))
+                }
+            },
+        )
+        .await;
+    let duration = batch.metric("http.server.request.duration").unwrap();
+    let point = &duration.points[0];
+    assert_eq!(point.scale(), Some(4), "{point:?}");
+    let buckets: u64 =
+        point.exponential_buckets.iter().map(|b| b.2).sum::<u64>() + point.zero_count.unwrap_or(0);
+    assert_eq!(buckets, point.count.unwrap());
+}
+
+#[tokio::test]
+async fn the_demo_with_traces_links_its_exemplars_to_its_spans() {
+    let rotel = Rotel::start().await;
+    let mut demo = Demo::new(None).pushing_to(&rotel);
+    demo.args.push("--traces");
+    let mut server = Server::new(demo);
+    server.launch(1).await;
+    send(&server, "/items/5", 5).await;
+    // The exemplars reach rotel with the metrics, the spans with the traces.
+    let batch = rotel
+        .wait_for_batch("an exemplar from the demo", Duration::from_secs(20), |b| {
+            let seen = b
+                .metric("http.server.request.duration")
+                .is_some_and(|m| m.points.iter().any(|p| !p.exemplar_trace_ids.is_empty()));
+            if seen { Ok(()) } else { Err("none yet".into()) }
+        })
+        .await;
+    let exemplars: Vec<String> = batch
+        .metric("http.server.request.duration")
+        .unwrap()
+        .points
+        .iter()
+        .flat_map(|p| p.exemplar_trace_ids.clone())
+        .collect();
+    launcher::poll(Duration::from_secs(20), Duration::from_millis(100), || {
+        let spans = rotel.span_trace_ids();
+        let missing: Vec<&String> = exemplars.iter().filter(|t| !spans.contains(*t)).collect();
+        let result = if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("no span of trace {missing:?} among {spans:?}"))
+        };
+        async move { result }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("the exemplars' traces never reached rotel: {e}"));
 }

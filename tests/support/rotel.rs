@@ -93,6 +93,7 @@ impl ServerKind for Agent {
             ])
             .args(["--exporter", "blackhole"])
             .args(["--debug-log", "metrics"])
+            .args(["--debug-log", "traces"])
             .args(["--debug-log-verbosity", "detailed"])
             // One print-out per request received, as soon as it is received.
             .arg("--disable-batching")
@@ -394,6 +395,18 @@ enum Section {
     PointAttributes,
     /// `Exemplars:` of a point, each `Exemplar #n` with its `-> Trace ID:`.
     Exemplars,
+}
+
+impl Rotel {
+    /// The trace ids of every span rotel printed.
+    pub fn span_trace_ids(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("Trace ID"))
+            .filter_map(|rest| rest.trim_start().strip_prefix(':'))
+            .map(|id| id.trim().to_owned())
+            .collect()
+    }
 }
 
 /// Parses rotel's detailed print-out into batches, one per
