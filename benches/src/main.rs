@@ -16,14 +16,17 @@
 //! - `serverwatch-otlp`: serverwatch pushing OTLP every second to
 //!   `BENCH_OTLP_ENDPOINT` (benches/run starts a blackhole receiver and
 //!   scrapes `/metrics` every second during the run, too);
+//! - `noop-traced`: `noop`, every request inside a sampled OpenTelemetry span;
+//! - `serverwatch-traced`: serverwatch with every request inside a sampled
+//!   span, so that each leaves an exemplar;
 //! - `serverwatch-10k`: serverwatch over 10 000 literal routes `/r/0` ..
 //!   `/r/9999` with `max_series(20_000)`, for timing a `/metrics` scrape;
 //! - `axum-prometheus-10k`: axum-prometheus over the same routes.
 //!
 //! Every variant serves `GET /items/{id}`, answering `{"id":N}`.
 //!
-//! `bench-server --inproc [--requests N] [--variant V]` instead drives each
-//! variant's router (or only V's, for a profiler) in process, without sockets,
+//! `bench-server --inproc [--requests N] [--variant V[,V…]]` instead drives each
+//! variant's router (or only those named, for a profiler) in process, without sockets,
 //! and prints the time per request: the cost of the middleware alone, without
 //! the kernel's share (most of a real request).
 //!
@@ -47,8 +50,8 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 const USAGE: &str = "usage: bench-server --variant \
-    bare|noop|serverwatch|serverwatch-otlp|axum-prometheus|axum-otel-metrics|serverwatch-10k \
-    --listen HOST:PORT [--threads N]\n       bench-server --inproc [--requests N] [--variant V]\n       \
+    bare|noop|noop-traced|serverwatch|serverwatch-traced|serverwatch-otlp|axum-prometheus|axum-otel-metrics|serverwatch-10k \
+    --listen HOST:PORT [--threads N]\n       bench-server --inproc [--requests N] [--variant V[,V...]]\n       \
     bench-server --series-insert\n       \
     bench-server --scrape serverwatch-10k|axum-prometheus-10k [--scrapes N] [--accept-encoding E]";
 
@@ -204,6 +207,14 @@ fn router(variant: &str) -> Result<Router, Box<dyn std::error::Error>> {
     Ok(match variant {
         "bare" => app(),
         "noop" => app().layer(PassThroughLayer),
+        // Every request inside a sampled span (behind the same number of
+        // layers as serverwatch-traced): the exemplars' cost is the
+        // difference of the differences.
+        "noop-traced" => app().layer(PassThroughLayer).layer(InSpanLayer),
+        "serverwatch-traced" => serverwatch::ServerWatch::builder()
+            .build()?
+            .instrument(app())
+            .layer(InSpanLayer),
         "serverwatch" => serverwatch::ServerWatch::builder()
             .build()?
             .instrument(app()),
@@ -306,11 +317,13 @@ async fn in_process(requests: u64, only: Option<&str>) {
         "bare",
         "noop",
         "serverwatch",
+        "noop-traced",
+        "serverwatch-traced",
         "axum-prometheus",
         "axum-otel-metrics",
     ];
     let variants: Vec<&str> = match only {
-        Some(v) => vec![v],
+        Some(list) => list.split(',').collect(),
         None => all.to_vec(),
     };
     const ROUNDS: usize = 7;
@@ -482,6 +495,54 @@ where
 
     fn call(&mut self, req: R) -> Self::Future {
         self.0.call(req)
+    }
+}
+
+/// Handles every request inside a sampled span, as a tracing middleware
+/// does: the span's context is current while the inner service is called
+/// and while its future is polled. (A remote span: no SDK needed.)
+#[derive(Clone, Copy)]
+struct InSpanLayer;
+
+impl<S> tower_layer::Layer<S> for InSpanLayer {
+    type Service = InSpan<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+        let span = SpanContext::new(
+            TraceId::from(0x0af7651916cd43dd8448eb211c80319c_u128),
+            SpanId::from(0xb7ad6b7169203331_u64),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        );
+        let context = opentelemetry::Context::new().with_remote_span_context(span);
+        InSpan { inner, context }
+    }
+}
+
+#[derive(Clone)]
+struct InSpan<S> {
+    inner: S,
+    context: opentelemetry::Context,
+}
+
+impl<S, R> tower_service::Service<R> for InSpan<S>
+where
+    S: tower_service::Service<R, Error = Infallible>,
+{
+    type Response = S::Response;
+    type Error = Infallible;
+    type Future = opentelemetry::trace::WithContext<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        use opentelemetry::trace::FutureExt;
+        let _current = self.context.clone().attach();
+        self.inner.call(req).with_context(self.context.clone())
     }
 }
 
