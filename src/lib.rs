@@ -9,6 +9,8 @@ mod record;
 mod state;
 mod views;
 
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use axum::Router;
@@ -94,7 +96,7 @@ impl ServerWatch {
     /// # Ok::<(), serverwatch::BuildError>(())
     /// ```
     pub fn layer(&self) -> RequestMetricsLayer {
-        RequestMetricsLayer::new(self.inner.views.state().requests())
+        RequestMetricsLayer::new(self.inner.views.state().requests(), views::routes::PATHS)
     }
 
     /// The observability routes, `/metrics`, `/health` and (feature
@@ -120,11 +122,17 @@ impl ServerWatch {
     }
 
     /// The one-call setup: records every request of `app` (its nested
-    /// routers and its fallback included) and adds the observability routes
-    /// under [`Builder::path_prefix`]. Requests to the observability routes
-    /// themselves are not recorded. `app` must not have routes of its own at
-    /// those paths (axum refuses overlapping routes): move ours with
-    /// [`Builder::path_prefix`] if it does.
+    /// routers, its nested services and its fallback included) and adds the
+    /// observability routes under [`Builder::path_prefix`]. Requests to the
+    /// observability routes themselves are not recorded, nor are those to
+    /// routes added to the returned router afterwards (`Router::layer` only
+    /// covers the routes it is given): call it last.
+    ///
+    /// # Panics
+    ///
+    /// When `app` has a route of its own where the observability routes go
+    /// (axum refuses overlapping routes): the message names the path, and
+    /// [`Builder::path_prefix`] moves ours.
     ///
     /// ```
     /// use axum::{Router, routing::get};
@@ -133,19 +141,27 @@ impl ServerWatch {
     /// let app: Router = watch.instrument(Router::new().route("/", get(|| async { "hi" })));
     /// # Ok::<(), serverwatch::BuildError>(())
     /// ```
+    #[track_caller]
     pub fn instrument<S>(&self, app: Router<S>) -> Router<S>
     where
         S: Clone + Send + Sync + 'static,
     {
-        let routes = match self.inner.path_prefix.as_str() {
+        let prefix = self.inner.path_prefix.as_str();
+        let routes = match prefix {
             "" => self.router(),
             prefix => Router::new().nest(prefix, self.router()),
         };
+        let layer = self.layer().for_axum().nested_services(&app);
+        let app = app.layer(layer);
         // Merged into the routes (not the other way round) so that the
         // app's fallback, now instrumented, is the one that stays: axum keeps
         // the fallback of the router passed to `merge` when neither has a
-        // custom one.
-        routes.merge(app.layer(self.layer().for_axum()))
+        // custom one. axum panics on an overlap, inside this crate: caught, to
+        // panic again at the caller's line, with what to do about it.
+        match catch_unwind(AssertUnwindSafe(|| routes.merge(app))) {
+            Ok(router) => router,
+            Err(payload) => panic!("{}", collision(prefix, &*payload)),
+        }
     }
 
     /// Stops the OTLP export after a last one, so that the final requests
@@ -176,4 +192,32 @@ impl ServerWatch {
     pub(crate) fn state(&self) -> &state::State {
         self.inner.views.state()
     }
+}
+
+/// The message of a route collision in [`ServerWatch::instrument`]: axum's
+/// own, with the path of ours it names and the setting that moves them.
+fn collision(prefix: &str, payload: &(dyn Any + Send)) -> String {
+    let axum = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("overlapping routes");
+    let mut ours: Vec<String> = views::routes::PATHS
+        .iter()
+        .map(|path| format!("{prefix}{path}"))
+        .collect();
+    // The longest first: `/dashboard/history` before `/dashboard`.
+    ours.sort_by_key(|path| std::cmp::Reverse(path.len()));
+    let named = |path: &String| [format!("{path}`"), format!("{path}\"")];
+    let path = ours
+        .iter()
+        .find(|path| named(path).iter().any(|n| axum.contains(n.as_str())))
+        .map_or_else(|| ours.join(", "), |path| format!("`{path}`"));
+    let at = if prefix.is_empty() { "the root" } else { prefix };
+    format!(
+        "serverwatch cannot add its observability routes at {at}: the app already has a route at \
+         {path} ({axum}). Move serverwatch's routes with the `path_prefix` setting \
+         (`ServerWatch::builder().path_prefix(\"/ops\")`), or mount `ServerWatch::router()` \
+         yourself"
+    )
 }

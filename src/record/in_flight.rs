@@ -12,21 +12,25 @@ use http::{Response, StatusCode};
 
 use super::body::ByteSink;
 use crate::state::requests::{
-    ErrorKind, Method, NO_STATUS, Observation, RequestStore, SeriesKey, UNMATCHED_ROUTE,
+    Claim, ErrorKind, Method, NO_STATUS, Observation, RequestStore, SeriesKey, UNMATCHED_ROUTE,
 };
 
 /// The route template a request is recorded under.
 #[derive(Debug)]
 pub(super) enum Route {
     Matched(MatchedPath),
+    /// Under a nested service (`/svc/{*rest}`), which axum gives no
+    /// `MatchedPath`.
+    Nested(Arc<str>),
     Named(&'static str),
     Unmatched,
 }
 
 impl Route {
-    fn as_str(&self) -> &str {
+    pub(super) fn as_str(&self) -> &str {
         match self {
             Route::Matched(m) => m.as_str(),
+            Route::Nested(template) => template,
             Route::Named(name) => name,
             Route::Unmatched => UNMATCHED_ROUTE,
         }
@@ -60,6 +64,11 @@ pub(super) struct InFlight {
     start: Instant,
     /// Set once a [`Completion`] recorded the request.
     recorded: bool,
+    /// Offered to the route when it may be an observability route.
+    claim: Option<Arc<Claim>>,
+    /// The route took the claim: the request is neither recorded nor ended
+    /// here.
+    taken: bool,
 }
 
 impl InFlight {
@@ -68,6 +77,7 @@ impl InFlight {
         method: Method,
         route: Route,
         request_bytes: Option<Counter>,
+        claim: Option<Arc<Claim>>,
     ) -> Self {
         store.start(method);
         Self {
@@ -77,6 +87,8 @@ impl InFlight {
             request_bytes,
             start: Instant::now(),
             recorded: false,
+            claim,
+            taken: false,
         }
     }
 
@@ -104,6 +116,12 @@ impl InFlight {
         message: Option<&str>,
     ) {
         self.recorded = true;
+        if let Some(claim) = self.claim.take() {
+            self.taken = claim.settle();
+        }
+        if self.taken {
+            return;
+        }
         let request_bytes = self
             .request_bytes
             .as_ref()
@@ -128,7 +146,9 @@ impl Drop for InFlight {
         if !self.recorded {
             self.record(NO_STATUS, Some(ErrorKind::Aborted), 0, None);
         }
-        self.store.end(self.method);
+        if !self.taken {
+            self.store.end(self.method);
+        }
     }
 }
 

@@ -11,6 +11,7 @@ mod body;
 mod future;
 mod in_flight;
 mod layer;
+mod nested;
 
 pub use body::{RequestBody, ResponseBody};
 pub use future::ResponseFuture;

@@ -35,6 +35,8 @@ pub(crate) struct State {
     service: Service,
     requests: Arc<RequestStore>,
     system: SystemReader,
+    /// Whether the process and system figures are read at all.
+    reads_system: bool,
     #[cfg(feature = "mongodb")]
     mongo: Option<MongoWatch>,
     /// Requests to the observability routes refused for their token.
@@ -46,12 +48,14 @@ impl State {
         service: Service,
         requests: Arc<RequestStore>,
         system: SystemReader,
+        reads_system: bool,
         #[cfg(feature = "mongodb")] mongo: Option<MongoWatch>,
     ) -> Self {
         Self {
             service,
             requests,
             system,
+            reads_system,
             #[cfg(feature = "mongodb")]
             mongo,
             unauthorized: AtomicU64::new(0),
@@ -78,15 +82,25 @@ impl State {
     }
 
     /// Process and system figures, at most a second old, read on this
-    /// thread: for serverwatch's own threads, which may block.
-    pub(crate) fn system_now(&self) -> Arc<SystemSnapshot> {
-        self.system.snapshot()
+    /// thread: for serverwatch's own threads, which may block. `None` when
+    /// they are not read (`process_and_system_metrics(false)`).
+    pub(crate) fn system_now(&self) -> Option<Arc<SystemSnapshot>> {
+        self.reads_system.then(|| self.system.snapshot())
     }
 
     /// The same for an async view: a refresh happens on tokio's blocking
     /// threads, never on a worker.
-    pub(crate) async fn system(&self) -> Arc<SystemSnapshot> {
-        self.system.read().await
+    pub(crate) async fn system(&self) -> Option<Arc<SystemSnapshot>> {
+        if self.reads_system {
+            Some(self.system.read().await)
+        } else {
+            None
+        }
+    }
+
+    /// Seconds since serverwatch started, whether the system is read or not.
+    pub(crate) fn uptime_seconds(&self) -> f64 {
+        self.system.uptime_seconds()
     }
 
     /// One reading of every instrument, in a fixed order, on this thread:
@@ -96,17 +110,19 @@ impl State {
         allow(dead_code, reason = "read by OTLP only")
     )]
     pub(crate) fn families(&self) -> Vec<Family> {
-        self.families_with(&self.system_now())
+        self.families_with(self.system_now().as_deref())
     }
 
     /// The same for an async view (`/metrics`), which must not block.
     pub(crate) async fn read_families(&self) -> Vec<Family> {
-        self.families_with(&*self.system().await)
+        self.families_with(self.system().await.as_deref())
     }
 
-    fn families_with(&self, system: &SystemSnapshot) -> Vec<Family> {
+    fn families_with(&self, system: Option<&SystemSnapshot>) -> Vec<Family> {
         let mut families = self.requests.families();
-        families.extend(system.families());
+        if let Some(system) = system {
+            families.extend(system.families());
+        }
         #[cfg(feature = "mongodb")]
         if let Some(mongo) = &self.mongo {
             families.extend(mongo.families());

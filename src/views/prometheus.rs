@@ -102,10 +102,10 @@ impl Format {
     }
 }
 
-/// Encodes `families` in `format`.
-pub(crate) fn encode(families: Vec<Family>, format: Format) -> Vec<u8> {
+/// Encodes `families` in `format`, with `prefix` and `_` before every name.
+pub(crate) fn encode(families: Vec<Family>, format: Format, prefix: Option<&str>) -> Vec<u8> {
     if format == Format::Protobuf {
-        let mut registry = Registry::default();
+        let mut registry = registry(prefix);
         registry.register_collector(Box::new(Families(families)));
         // The collector cannot fail, nor can encoding into a Vec.
         return prometheus_client::encoding::prometheus_protobuf::encode_to_vec(&registry)
@@ -115,16 +115,16 @@ pub(crate) fn encode(families: Vec<Family>, format: Format) -> Vec<u8> {
     match format {
         Format::Protobuf => unreachable!("encoded above"),
         Format::OpenMetrics => {
-            encode_registry(&mut text, Families(families));
+            encode_registry(&mut text, Families(families), prefix);
             // Writing into a String cannot fail.
             let _ = prometheus_client::encoding::text::encode_eof(&mut text);
         }
         Format::Prometheus => {
             let mut one = String::new();
             for family in families {
-                write_classic_descriptor(&mut text, &family);
+                write_classic_descriptor(&mut text, &family, prefix);
                 one.clear();
-                encode_registry(&mut one, Families(vec![family]));
+                encode_registry(&mut one, Families(vec![family]), prefix);
                 // The samples alone: every line that is not a descriptor
                 // comment. Their names are already the classic ones.
                 for line in one.lines().filter(|l| !l.starts_with('#')) {
@@ -137,9 +137,14 @@ pub(crate) fn encode(families: Vec<Family>, format: Format) -> Vec<u8> {
     text.into_bytes()
 }
 
+/// A registry that puts `prefix` (and `_`) before every name.
+fn registry(prefix: Option<&str>) -> Registry {
+    prefix.map_or_else(Registry::default, Registry::with_prefix)
+}
+
 /// Encodes the families with prometheus-client, in OpenMetrics, without `# EOF`.
-fn encode_registry(out: &mut String, families: Families) {
-    let mut registry = Registry::default();
+fn encode_registry(out: &mut String, families: Families, prefix: Option<&str>) {
+    let mut registry = registry(prefix);
     registry.register_collector(Box::new(families));
     // Writing into a String cannot fail, nor can the collector.
     let _ = prometheus_client::encoding::text::encode_registry(out, &registry);
@@ -148,9 +153,12 @@ fn encode_registry(out: &mut String, families: Families) {
 /// `# HELP` and `# TYPE` in the classic format: counters and infos are named
 /// after their samples (`_total`, `_info`), infos are gauges, and there is
 /// no `# UNIT`.
-fn write_classic_descriptor(out: &mut String, family: &Family) {
+fn write_classic_descriptor(out: &mut String, family: &Family, prefix: Option<&str>) {
     let instrument = family.instrument;
-    let name = instrument.prometheus_family();
+    let name = match prefix {
+        Some(prefix) => format!("{prefix}_{}", instrument.prometheus_family()),
+        None => instrument.prometheus_family(),
+    };
     let (name, kind) = match instrument.kind {
         Kind::Counter => (format!("{name}_total"), "counter"),
         Kind::Info => (format!("{name}_info"), "gauge"),
@@ -329,7 +337,7 @@ mod tests {
             ]
         };
         let help = |instrument: &crate::instruments::Instrument| instrument.help;
-        let text = |format| String::from_utf8(encode(families(), format)).unwrap();
+        let text = |format| String::from_utf8(encode(families(), format, None)).unwrap();
         assert_eq!(
             text(Format::Prometheus),
             format!(
