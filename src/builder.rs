@@ -453,8 +453,14 @@ mod tests {
                 "path_prefix",
             ),
             (ServerWatch::builder().metric_prefix(""), "metric_prefix"),
-            (ServerWatch::builder().metric_prefix("1app"), "metric_prefix"),
-            (ServerWatch::builder().metric_prefix("app_"), "metric_prefix"),
+            (
+                ServerWatch::builder().metric_prefix("1app"),
+                "metric_prefix",
+            ),
+            (
+                ServerWatch::builder().metric_prefix("app_"),
+                "metric_prefix",
+            ),
         ];
         for (builder, setting) in cases {
             let err = builder.build_with_env(&|_| None).unwrap_err();

@@ -83,8 +83,12 @@ impl ServerWatch {
     /// The layer that records requests. Add it with
     /// [`Router::layer`](axum::Router::layer), after the routes it should see
     /// (with [`for_axum`](RequestMetricsLayer::for_axum) there, it costs
-    /// less); it also works on any other tower stack (see
-    /// [`RequestMetricsLayer`]).
+    /// less; with [`nested_services`](RequestMetricsLayer::nested_services),
+    /// the paths under nested services get their nest's template); it also
+    /// works on any other tower stack (see [`RequestMetricsLayer`]). The
+    /// observability routes, nested or merged into the router before the
+    /// layer, are never recorded; merge them before the layer rather than
+    /// after, or axum replaces the app's instrumented fallback with theirs.
     ///
     /// ```
     /// use axum::{Router, routing::get};
@@ -92,6 +96,7 @@ impl ServerWatch {
     /// let watch = serverwatch::ServerWatch::builder().build()?;
     /// let app: Router = Router::new()
     ///     .route("/", get(|| async { "hi" }))
+    ///     .nest("/ops", watch.router())
     ///     .layer(watch.layer());
     /// # Ok::<(), serverwatch::BuildError>(())
     /// ```
@@ -102,7 +107,8 @@ impl ServerWatch {
     /// The observability routes, `/metrics`, `/health` and (feature
     /// `dashboard`) `/dashboard`, protected by the bearer token if one is
     /// set. Mount them where you like: nest them under a prefix, or serve
-    /// them on a listener of their own.
+    /// them on a listener of their own. Their requests are never recorded,
+    /// even under a layer of this crate.
     ///
     /// ```
     /// use axum::Router;
@@ -213,11 +219,36 @@ fn collision(prefix: &str, payload: &(dyn Any + Send)) -> String {
         .iter()
         .find(|path| named(path).iter().any(|n| axum.contains(n.as_str())))
         .map_or_else(|| ours.join(", "), |path| format!("`{path}`"));
-    let at = if prefix.is_empty() { "the root" } else { prefix };
+    let at = if prefix.is_empty() {
+        "the root"
+    } else {
+        prefix
+    };
     format!(
         "serverwatch cannot add its observability routes at {at}: the app already has a route at \
          {path} ({axum}). Move serverwatch's routes with the `path_prefix` setting \
          (`ServerWatch::builder().path_prefix(\"/ops\")`), or mount `ServerWatch::router()` \
          yourself"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layer knows the observability routes by their paths: every
+    /// route of the router must be in the list, and only those.
+    #[test]
+    fn every_observability_route_is_listed() {
+        let watch = ServerWatch::builder().build().unwrap();
+        let router: Router = watch.router();
+        let mut routes = record::route_paths(&format!("{router:?}"));
+        routes.sort();
+        let mut listed: Vec<&str> = views::routes::PATHS.to_vec();
+        listed.sort();
+        assert_eq!(
+            routes, listed,
+            "views::routes::PATHS lists the routes of the router"
+        );
+    }
 }

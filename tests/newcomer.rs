@@ -167,7 +167,10 @@ async fn the_observability_routes_are_never_recorded_however_mounted() {
 
     // Merged at the root, under the app's layer, with a token: refused
     // requests are not recorded either.
-    let watch = ServerWatch::builder().bearer_token("t0ken").build().unwrap();
+    let watch = ServerWatch::builder()
+        .bearer_token("t0ken")
+        .build()
+        .unwrap();
     let app = sample_routes()
         .merge(watch.router())
         .layer(watch.layer().for_axum());
@@ -247,12 +250,7 @@ type Raised = Arc<Mutex<Vec<(String, u32, String)>>>;
 
 #[tokio::test]
 async fn a_route_collision_names_the_path_and_path_prefix_at_the_callers_line() {
-    let app = || {
-        sample_routes().route(
-            "/health",
-            get(|| async { "the app's own health" }),
-        )
-    };
+    let app = || sample_routes().route("/health", get(|| async { "the app's own health" }));
     let watch = ServerWatch::builder().build().unwrap();
     let raised: Raised = Arc::default();
     let hook = std::panic::take_hook();
@@ -275,11 +273,10 @@ async fn a_route_collision_names_the_path_and_path_prefix_at_the_callers_line() 
     let message = payload.downcast_ref::<String>().unwrap();
     assert!(message.contains("`/health`"), "{message}");
     assert!(message.contains("path_prefix"), "{message}");
-    let raised = raised.lock().unwrap();
-    let (file, at, last) = raised.last().unwrap();
-    assert_eq!(last, message);
+    let (file, at, last) = raised.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(&last, message);
     assert!(file.ends_with("newcomer.rs"), "raised at {file}:{at}");
-    assert_eq!(*at, line, "raised at {file}:{at}");
+    assert_eq!(at, line, "raised at {file}:{at}");
 
     // What the message says to do works.
     let watch = ServerWatch::builder().path_prefix("/ops").build().unwrap();
@@ -359,9 +356,9 @@ async fn a_metric_prefix_and_no_process_or_system_metrics() {
     let names = batch.names();
     assert!(names.contains(&"http.server.active_requests"), "{names:?}");
     assert!(
-        !names
-            .iter()
-            .any(|n| n.starts_with("process.") || n.starts_with("system.") || n.contains("inventory")),
+        !names.iter().any(|n| n.starts_with("process.")
+            || n.starts_with("system.")
+            || n.contains("inventory")),
         "{names:?}"
     );
 }

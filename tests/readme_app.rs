@@ -124,9 +124,8 @@ fn otlp_variables_without_the_feature_warn_once_at_build() {
         !readme_dependencies.contains("otlp"),
         "the README's line is the one without the otlp feature"
     );
-    let dependencies = format!(
-        "{readme_dependencies}tracing = \"0.1\"\ntracing-subscriber = \"0.3\"\n"
-    );
+    let dependencies =
+        format!("{readme_dependencies}tracing = \"0.1\"\ntracing-subscriber = \"0.3\"\n");
     let dir = fresh_crate("otlp-off", &dependencies, OTLP_OFF_MAIN);
     build(&dir);
     let binary = check_dir().join("target/debug/otlp-off");

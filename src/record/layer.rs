@@ -252,7 +252,9 @@ impl<K> RequestMetricsLayer<K> {
         match route {
             Route::Matched(_) | Route::Named(_) => {
                 let template = route.as_str();
-                self.observability.iter().any(|path| template.ends_with(path))
+                self.observability
+                    .iter()
+                    .any(|path| template.ends_with(path))
             }
             Route::Nested(_) | Route::Unmatched => {
                 let path = request.uri().path();

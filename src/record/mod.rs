@@ -16,3 +16,5 @@ mod nested;
 pub use body::{RequestBody, ResponseBody};
 pub use future::ResponseFuture;
 pub use layer::{AnyBody, AxumBody, RequestMetricsLayer, RequestMetricsService};
+#[cfg(test)]
+pub(crate) use nested::route_paths;

@@ -101,11 +101,14 @@ mod tests {
         let inner = Router::new().route("/x", get(|| async { "x" }));
         let router: Router = Router::new()
             .route("/items/{id}", get(|| async { "item" }))
-            .nest_service("/static", tower::service_fn(|_| async {
-                Ok::<_, std::convert::Infallible>(axum::response::Response::new(
-                    axum::body::Body::empty(),
-                ))
-            }))
+            .nest_service(
+                "/static",
+                tower::service_fn(|_| async {
+                    Ok::<_, std::convert::Infallible>(axum::response::Response::new(
+                        axum::body::Body::empty(),
+                    ))
+                }),
+            )
             .nest_service("/t/{tenant}/files", inner.clone())
             .nest("/api", inner)
             .fallback(|| async { "fallback" });

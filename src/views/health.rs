@@ -40,7 +40,7 @@ pub(crate) struct Uptime {
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub(crate) enum MemorySection {
-    Read(MemoryAnalysis),
+    Read(Box<MemoryAnalysis>),
     Disabled { status: &'static str },
 }
 
@@ -192,7 +192,7 @@ impl HealthReport {
             ),
         };
         let memory_analysis = match state.system().await {
-            Some(system) => MemorySection::Read(memory_analysis(&system)),
+            Some(system) => MemorySection::Read(Box::new(memory_analysis(&system))),
             None => MemorySection::Disabled {
                 status: MEMORY_DISABLED,
             },
