@@ -33,6 +33,11 @@ fn assets(test: &str) -> PathBuf {
     dir
 }
 
+/// The body of the answer to `request`.
+async fn text_of(request: reqwest::RequestBuilder) -> String {
+    request.send().await.unwrap().text().await.unwrap()
+}
+
 fn count(text: &str, labels: &[(&str, &str)]) -> Option<f64> {
     sample(text, COUNT, labels)
 }
@@ -177,16 +182,7 @@ async fn the_observability_routes_are_never_recorded_however_mounted() {
     let app = TestApp::serve(app).await;
     assert_eq!(app.status("/metrics").await, 401);
     assert_eq!(app.status("/items/1").await, 200);
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth("t0ken")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = text_of(app.client.get(app.url("/metrics")).bearer_auth("t0ken")).await;
     assert_no_observability_route(&text, "");
     assert!(text.contains("serverwatch_unauthorized_requests_total 1"));
     assert_eq!(count(&text, &[("http_route", "/items/{id}")]), Some(1.0));
@@ -304,16 +300,7 @@ async fn a_metric_prefix_and_no_process_or_system_metrics() {
 
     let prefixed = format!("inventory_{COUNT}");
     for accept in ["text/plain", "application/openmetrics-text; version=1.0.0"] {
-        let text = app
-            .client
-            .get(app.url("/metrics"))
-            .header("accept", accept)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = text_of(app.client.get(app.url("/metrics")).header("accept", accept)).await;
         assert_eq!(
             sample(&text, &prefixed, &[("http_route", "/items/{id}")]),
             Some(3.0),

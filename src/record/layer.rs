@@ -182,7 +182,8 @@ impl<K> RequestMetricsLayer<K> {
     ///     .route("/", get(|| async { "home" }))
     ///     .nest_service("/static", assets);
     /// // GET /static/site.css is recorded as /static/{*rest}.
-    /// let app = app.layer(watch.layer().nested_services(&app));
+    /// let layer = watch.layer().nested_services(&app);
+    /// let app = app.layer(layer);
     /// # Ok::<(), serverwatch::BuildError>(())
     /// ```
     pub fn nested_services<S>(mut self, router: &axum::Router<S>) -> Self {
