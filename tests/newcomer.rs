@@ -187,12 +187,12 @@ async fn the_observability_routes_are_never_recorded_however_mounted() {
     assert!(text.contains("serverwatch_unauthorized_requests_total 1"));
     assert_eq!(count(&text, &[("http_route", "/items/{id}")]), Some(1.0));
 
-    // instrument(), at the root and under a prefix.
-    for prefix in ["", "/ops"] {
+    // instrument(), at the root ("" or "/") and under a prefix.
+    for (prefix, mounted_at) in [("", ""), ("/", ""), ("/ops", "/ops")] {
         let watch = ServerWatch::builder().path_prefix(prefix).build().unwrap();
         let app = TestApp::serve(watch.instrument(sample_routes())).await;
-        let text = scrape_after_visits(&app, prefix).await;
-        assert_no_observability_route(&text, prefix);
+        let text = scrape_after_visits(&app, mounted_at).await;
+        assert_no_observability_route(&text, mounted_at);
     }
 }
 
