@@ -117,13 +117,47 @@ impl Builder {
     }
 
     /// Where [`ServerWatch::instrument`] mounts the observability routes,
-    /// such as `/ops` for `/ops/metrics`. Default: the root.
+    /// such as `/ops` for `/ops/metrics`. Default: the root (`""` or `"/"`).
     ///
     /// ```
     /// let builder = serverwatch::ServerWatch::builder().path_prefix("/ops");
+    /// let root = serverwatch::ServerWatch::builder().path_prefix("/").build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
     /// ```
     pub fn path_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.config.path_prefix = prefix.into();
+        self
+    }
+
+    /// Puts `prefix` and `_` before every metric name on `/metrics`:
+    /// `inventory` gives `inventory_http_server_request_duration_seconds`.
+    /// A letter, then letters, digits and underscores. Labels keep their
+    /// names, and OTLP its semantic-convention names (its receivers tell
+    /// services apart by `service.name`). The Grafana board and the alert
+    /// rules shipped with serverwatch read the names without a prefix.
+    /// Default: none.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder().metric_prefix("inventory");
+    /// let err = serverwatch::ServerWatch::builder().metric_prefix("my-app").build().unwrap_err();
+    /// assert_eq!(err.setting(), "metric_prefix");
+    /// ```
+    pub fn metric_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config.metric_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Whether the process and system figures (`process_*`, `system_*`) are
+    /// read and shown, on `/metrics`, over OTLP, in `/health` (whose
+    /// `memory_analysis` then says `{"status": "disabled"}`) and on the
+    /// dashboard. Turn them off for a second [`ServerWatch`] in one process,
+    /// or where node-exporter already reports them. Default: on.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder().process_and_system_metrics(false);
+    /// ```
+    pub fn process_and_system_metrics(mut self, on: bool) -> Self {
+        self.config.process_and_system_metrics = on;
         self
     }
 
@@ -427,6 +461,8 @@ impl Builder {
     fn build_with_env(self, env: Env<'_>) -> Result<ServerWatch, BuildError> {
         #[cfg(feature = "otlp")]
         let otlp = self.otlp.resolve(env)?;
+        #[cfg(not(feature = "otlp"))]
+        warn_otlp_unavailable(env);
         let name_from_env = || {
             let name = env("OTEL_SERVICE_NAME").filter(|s| !s.trim().is_empty());
             #[cfg(feature = "otlp")]
@@ -447,6 +483,7 @@ impl Builder {
             &config.disabled_instruments,
             requests,
             SystemReader::new(),
+            config.process_and_system_metrics,
             #[cfg(feature = "mongodb")]
             mongo,
         ));
@@ -461,11 +498,36 @@ impl Builder {
                 )
             })?;
         Ok(ServerWatch::new(
-            Views::new(state, config.bearer_token),
+            Views::new(state, config.bearer_token, config.metric_prefix),
             config.path_prefix,
             #[cfg(feature = "otlp")]
             otlp,
         ))
+    }
+}
+
+/// The environment asks for an OTLP export that this build cannot make:
+/// said once, so that the variables are not ignored without a word.
+#[cfg(not(feature = "otlp"))]
+fn warn_otlp_unavailable(env: Env<'_>) {
+    let set = |name: &str| env(name).is_some_and(|v| !v.trim().is_empty());
+    let other_exporter = env("OTEL_METRICS_EXPORTER")
+        .filter(|v| !v.trim().is_empty())
+        .is_some_and(|v| !v.split(',').any(|e| e.trim() == "otlp"));
+    let endpoints: Vec<&str> = [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    ]
+    .into_iter()
+    .filter(|name| set(name))
+    .collect();
+    if !endpoints.is_empty() && !other_exporter {
+        tracing::warn!(
+            variables = %endpoints.join(", "),
+            "serverwatch: OTLP export is requested by the environment but serverwatch was built \
+             without its `otlp` feature, so nothing is exported and the OTEL_EXPORTER_OTLP_* \
+             variables are not read; enable the feature (features = [\"otlp\"]) to export"
+        );
     }
 }
 
@@ -475,7 +537,7 @@ mod tests {
 
     #[test]
     fn every_wrong_setting_is_named() {
-        let cases: [(Builder, &str); 7] = [
+        let cases: [(Builder, &str); 10] = [
             (ServerWatch::builder().service_name(" "), "service_name"),
             (ServerWatch::builder().max_series(0), "max_series"),
             (ServerWatch::builder().max_series(1_000_000), "max_series"),
@@ -488,6 +550,15 @@ mod tests {
             (
                 ServerWatch::builder().disable_instruments(["http.server.duration"]),
                 "disable_instruments",
+            ),
+            (ServerWatch::builder().metric_prefix(""), "metric_prefix"),
+            (
+                ServerWatch::builder().metric_prefix("1app"),
+                "metric_prefix",
+            ),
+            (
+                ServerWatch::builder().metric_prefix("app_"),
+                "metric_prefix",
             ),
         ];
         for (builder, setting) in cases {

@@ -39,6 +39,10 @@ pub(crate) struct Config {
     /// `None`: shown when a bearer token is set.
     pub(crate) panic_messages: Option<bool>,
     pub(crate) path_prefix: String,
+    /// Put before every name on `/metrics`.
+    pub(crate) metric_prefix: Option<String>,
+    /// Whether the process and system figures are read and shown.
+    pub(crate) process_and_system_metrics: bool,
     /// Classic bounds; `None` keeps the defaults.
     pub(crate) duration_buckets: Option<Vec<f64>>,
     pub(crate) request_body_size_buckets: Option<Vec<f64>>,
@@ -56,6 +60,8 @@ impl Default for Config {
             bearer_token: None,
             panic_messages: None,
             path_prefix: String::new(),
+            metric_prefix: None,
+            process_and_system_metrics: true,
             duration_buckets: None,
             request_body_size_buckets: None,
             response_body_size_buckets: None,
@@ -74,6 +80,8 @@ pub(crate) struct Checked {
     /// Whether `/health` shows the messages of panics.
     pub(crate) panic_messages: bool,
     pub(crate) path_prefix: String,
+    pub(crate) metric_prefix: Option<String>,
+    pub(crate) process_and_system_metrics: bool,
     pub(crate) bounds: RequestBounds,
     /// Names of instruments that exist.
     pub(crate) disabled_instruments: Vec<String>,
@@ -119,7 +127,12 @@ impl Config {
                 "must be non-empty printable ASCII without spaces",
             ));
         }
-        let prefix = &self.path_prefix;
+        // "/" is the root, as "" is.
+        let prefix = if self.path_prefix == "/" {
+            ""
+        } else {
+            self.path_prefix.as_str()
+        };
         if !prefix.is_empty()
             && (!prefix.starts_with('/')
                 || prefix.ends_with('/')
@@ -128,10 +141,13 @@ impl Config {
             return Err(BuildError::new(
                 "path_prefix",
                 format!(
-                    "must be empty or a path like \"/ops\" (leading '/', no trailing '/', \
-                     no wildcards), got {prefix:?}"
+                    "must be \"/\" (the root) or a path like \"/ops\" (leading '/', no \
+                     trailing '/', no wildcards), got {prefix:?}"
                 ),
             ));
+        }
+        if let Some(prefix) = &self.metric_prefix {
+            check_metric_prefix(prefix)?;
         }
         let mut bounds = RequestBounds::default();
         for (setting, given, unit, slot) in [
@@ -189,8 +205,31 @@ impl Config {
             // the holders of the token, unless the user says otherwise.
             panic_messages: self.panic_messages.unwrap_or(self.bearer_token.is_some()),
             bearer_token: self.bearer_token,
-            path_prefix: self.path_prefix,
+            path_prefix: prefix.to_owned(),
+            metric_prefix: self.metric_prefix,
+            process_and_system_metrics: self.process_and_system_metrics,
             bounds,
         })
+    }
+}
+
+/// A metric name prefix as Prometheus wants one: a letter, then letters,
+/// digits and underscores, not ending with one (the prefix is joined with
+/// `_`). Colons are for recording rules, and `__` starts reserved names.
+fn check_metric_prefix(prefix: &str) -> Result<(), BuildError> {
+    let mut chars = prefix.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !prefix.ends_with('_');
+    if valid {
+        Ok(())
+    } else {
+        Err(BuildError::new(
+            "metric_prefix",
+            format!(
+                "must be a letter followed by letters, digits and underscores, not ending with \
+                 '_' (it is joined to each name with one), such as \"inventory\"; got {prefix:?}"
+            ),
+        ))
     }
 }

@@ -9,6 +9,8 @@ mod record;
 mod state;
 mod views;
 
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use axum::Router;
@@ -81,8 +83,12 @@ impl ServerWatch {
     /// The layer that records requests. Add it with
     /// [`Router::layer`](axum::Router::layer), after the routes it should see
     /// (with [`for_axum`](RequestMetricsLayer::for_axum) there, it costs
-    /// less); it also works on any other tower stack (see
-    /// [`RequestMetricsLayer`]).
+    /// less; with [`nested_services`](RequestMetricsLayer::nested_services),
+    /// the paths under nested services get their nest's template); it also
+    /// works on any other tower stack (see [`RequestMetricsLayer`]). The
+    /// observability routes, nested or merged into the router before the
+    /// layer, are never recorded; merge them before the layer rather than
+    /// after, or axum replaces the app's instrumented fallback with theirs.
     ///
     /// ```
     /// use axum::{Router, routing::get};
@@ -90,17 +96,19 @@ impl ServerWatch {
     /// let watch = serverwatch::ServerWatch::builder().build()?;
     /// let app: Router = Router::new()
     ///     .route("/", get(|| async { "hi" }))
+    ///     .nest("/ops", watch.router())
     ///     .layer(watch.layer());
     /// # Ok::<(), serverwatch::BuildError>(())
     /// ```
     pub fn layer(&self) -> RequestMetricsLayer {
-        RequestMetricsLayer::new(self.inner.views.state().requests())
+        RequestMetricsLayer::new(self.inner.views.state().requests(), views::routes::PATHS)
     }
 
     /// The observability routes, `/metrics`, `/health` and (feature
     /// `dashboard`) `/dashboard`, protected by the bearer token if one is
     /// set. Mount them where you like: nest them under a prefix, or serve
-    /// them on a listener of their own.
+    /// them on a listener of their own. Their requests are never recorded,
+    /// even under a layer of this crate.
     ///
     /// ```
     /// use axum::Router;
@@ -120,11 +128,17 @@ impl ServerWatch {
     }
 
     /// The one-call setup: records every request of `app` (its nested
-    /// routers and its fallback included) and adds the observability routes
-    /// under [`Builder::path_prefix`]. Requests to the observability routes
-    /// themselves are not recorded. `app` must not have routes of its own at
-    /// those paths (axum refuses overlapping routes): move ours with
-    /// [`Builder::path_prefix`] if it does.
+    /// routers, its nested services and its fallback included) and adds the
+    /// observability routes under [`Builder::path_prefix`]. Requests to the
+    /// observability routes themselves are not recorded, nor are those to
+    /// routes added to the returned router afterwards (`Router::layer` only
+    /// covers the routes it is given): call it last.
+    ///
+    /// # Panics
+    ///
+    /// When `app` has a route of its own where the observability routes go
+    /// (axum refuses overlapping routes): the message names the path, and
+    /// [`Builder::path_prefix`] moves ours.
     ///
     /// ```
     /// use axum::{Router, routing::get};
@@ -133,19 +147,27 @@ impl ServerWatch {
     /// let app: Router = watch.instrument(Router::new().route("/", get(|| async { "hi" })));
     /// # Ok::<(), serverwatch::BuildError>(())
     /// ```
+    #[track_caller]
     pub fn instrument<S>(&self, app: Router<S>) -> Router<S>
     where
         S: Clone + Send + Sync + 'static,
     {
-        let routes = match self.inner.path_prefix.as_str() {
+        let prefix = self.inner.path_prefix.as_str();
+        let routes = match prefix {
             "" => self.router(),
             prefix => Router::new().nest(prefix, self.router()),
         };
+        let layer = self.layer().for_axum().nested_services(&app);
+        let app = app.layer(layer);
         // Merged into the routes (not the other way round) so that the
         // app's fallback, now instrumented, is the one that stays: axum keeps
         // the fallback of the router passed to `merge` when neither has a
-        // custom one.
-        routes.merge(app.layer(self.layer().for_axum()))
+        // custom one. axum panics on an overlap, inside this crate: caught, to
+        // panic again at the caller's line, with what to do about it.
+        match catch_unwind(AssertUnwindSafe(|| routes.merge(app))) {
+            Ok(router) => router,
+            Err(payload) => panic!("{}", collision(prefix, &*payload)),
+        }
     }
 
     /// Stops the OTLP export after a last one, so that the final requests
@@ -177,5 +199,58 @@ impl ServerWatch {
     #[cfg(test)]
     pub(crate) fn state(&self) -> &state::State {
         self.inner.views.state()
+    }
+}
+
+/// The message of a route collision in [`ServerWatch::instrument`]: axum's
+/// own, with the path of ours it names and the setting that moves them.
+fn collision(prefix: &str, payload: &(dyn Any + Send)) -> String {
+    let axum = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("overlapping routes");
+    let mut ours: Vec<String> = views::routes::PATHS
+        .iter()
+        .map(|path| format!("{prefix}{path}"))
+        .collect();
+    // The longest first: `/dashboard/history` before `/dashboard`.
+    ours.sort_by_key(|path| std::cmp::Reverse(path.len()));
+    let named = |path: &String| [format!("{path}`"), format!("{path}\"")];
+    let path = ours
+        .iter()
+        .find(|path| named(path).iter().any(|n| axum.contains(n.as_str())))
+        .map_or_else(|| ours.join(", "), |path| format!("`{path}`"));
+    let at = if prefix.is_empty() {
+        "the root"
+    } else {
+        prefix
+    };
+    format!(
+        "serverwatch cannot add its observability routes at {at}: the app already has a route at \
+         {path} ({axum}). Move serverwatch's routes with the `path_prefix` setting \
+         (`ServerWatch::builder().path_prefix(\"/ops\")`), or mount `ServerWatch::router()` \
+         yourself"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layer knows the observability routes by their paths: every
+    /// route of the router must be in the list, and only those.
+    #[test]
+    fn every_observability_route_is_listed() {
+        let watch = ServerWatch::builder().build().unwrap();
+        let router: Router = watch.router();
+        let mut routes = record::route_paths(&format!("{router:?}"));
+        routes.sort();
+        let mut listed: Vec<&str> = views::routes::PATHS.to_vec();
+        listed.sort();
+        assert_eq!(
+            routes, listed,
+            "views::routes::PATHS lists the routes of the router"
+        );
     }
 }

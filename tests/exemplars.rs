@@ -25,7 +25,9 @@ use axum::routing::get;
 use opentelemetry::trace::{
     FutureExt as _, SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
 };
-use prometheus::{Prometheus, decode_protobuf, parse_openmetrics_strict, promtool_check_metrics};
+use prometheus::{
+    PROTOBUF_ACCEPT, Prometheus, decode_protobuf, parse_openmetrics_strict, promtool_check_metrics,
+};
 use rotel::Rotel;
 use serverwatch::ServerWatch;
 use support::{TestApp, eventually};
@@ -154,10 +156,7 @@ async fn a_real_prometheus_stores_the_trace_ids_of_the_requests_made_in_spans() 
     let protobuf = app
         .client
         .get(app.url("/metrics"))
-        .header(
-            "accept",
-            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
-        )
+        .header("accept", PROTOBUF_ACCEPT)
         .send()
         .await
         .unwrap()

@@ -13,21 +13,25 @@ use http::{Response, StatusCode};
 use super::body::ByteSink;
 use crate::state::exemplar::SpanIds;
 use crate::state::requests::{
-    ErrorKind, Method, NO_STATUS, Observation, RequestStore, SeriesKey, UNMATCHED_ROUTE,
+    Claim, ErrorKind, Method, NO_STATUS, Observation, RequestStore, SeriesKey, UNMATCHED_ROUTE,
 };
 
 /// The route template a request is recorded under.
 #[derive(Debug)]
 pub(super) enum Route {
     Matched(MatchedPath),
+    /// Under a nested service (`/svc/{*rest}`), which axum gives no
+    /// `MatchedPath`.
+    Nested(Arc<str>),
     Named(&'static str),
     Unmatched,
 }
 
 impl Route {
-    fn as_str(&self) -> &str {
+    pub(super) fn as_str(&self) -> &str {
         match self {
             Route::Matched(m) => m.as_str(),
+            Route::Nested(template) => template,
             Route::Named(name) => name,
             Route::Unmatched => UNMATCHED_ROUTE,
         }
@@ -63,6 +67,11 @@ pub(super) struct InFlight {
     span: Option<SpanIds>,
     /// Set once a [`Completion`] recorded the request.
     recorded: bool,
+    /// Offered to the route when it may be an observability route.
+    claim: Option<Arc<Claim>>,
+    /// The route took the claim: the request is neither recorded nor ended
+    /// here.
+    taken: bool,
 }
 
 impl InFlight {
@@ -71,6 +80,7 @@ impl InFlight {
         method: Method,
         route: Route,
         request_bytes: Option<Counter>,
+        claim: Option<Arc<Claim>>,
     ) -> Self {
         store.start(method);
         Self {
@@ -81,6 +91,8 @@ impl InFlight {
             start: Instant::now(),
             span: super::span::current(),
             recorded: false,
+            claim,
+            taken: false,
         }
     }
 
@@ -108,6 +120,12 @@ impl InFlight {
         message: Option<&str>,
     ) {
         self.recorded = true;
+        if let Some(claim) = self.claim.take() {
+            self.taken = claim.settle();
+        }
+        if self.taken {
+            return;
+        }
         let request_bytes = self
             .request_bytes
             .as_ref()
@@ -133,7 +151,9 @@ impl Drop for InFlight {
         if !self.recorded {
             self.record(NO_STATUS, Some(ErrorKind::Aborted), 0, None);
         }
-        self.store.end(self.method);
+        if !self.taken {
+            self.store.end(self.method);
+        }
     }
 }
 

@@ -16,7 +16,8 @@ use tower_service::Service;
 use super::body::{CountingBody, RequestBody, ResponseBody};
 use super::future::ResponseFuture;
 use super::in_flight::{Counter, InFlight, Route, request_counter};
-use crate::state::requests::{Method, RequestStore};
+use super::nested::NestedServices;
+use crate::state::requests::{Claim, Claims, Method, RequestStore};
 
 /// Names the route template of a request, for stacks without axum's router.
 type RouteTemplate = Arc<dyn Fn(&request::Parts) -> Option<&'static str> + Send + Sync>;
@@ -70,6 +71,10 @@ pub struct AxumBody;
 pub struct RequestMetricsLayer<K = AnyBody> {
     store: Arc<RequestStore>,
     route_template: Option<RouteTemplate>,
+    nested: Option<Arc<NestedServices>>,
+    /// The paths of the observability routes, relative to where they are
+    /// mounted: a request whose route ends with one is offered a claim.
+    observability: &'static [&'static str],
     kind: PhantomData<fn() -> K>,
 }
 
@@ -78,6 +83,8 @@ impl<K> Clone for RequestMetricsLayer<K> {
         Self {
             store: Arc::clone(&self.store),
             route_template: self.route_template.clone(),
+            nested: self.nested.clone(),
+            observability: self.observability,
             kind: PhantomData,
         }
     }
@@ -87,15 +94,18 @@ impl<K> fmt::Debug for RequestMetricsLayer<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestMetricsLayer")
             .field("route_template", &self.route_template.is_some())
+            .field("nested_services", &self.nested)
             .finish_non_exhaustive()
     }
 }
 
 impl RequestMetricsLayer {
-    pub(crate) fn new(store: Arc<RequestStore>) -> Self {
+    pub(crate) fn new(store: Arc<RequestStore>, observability: &'static [&'static str]) -> Self {
         Self {
             store,
             route_template: None,
+            nested: None,
+            observability,
             kind: PhantomData,
         }
     }
@@ -121,6 +131,8 @@ impl RequestMetricsLayer {
         RequestMetricsLayer {
             store: self.store,
             route_template: self.route_template,
+            nested: self.nested,
+            observability: self.observability,
             kind: PhantomData,
         }
     }
@@ -151,10 +163,46 @@ impl<K> RequestMetricsLayer<K> {
         self
     }
 
-    /// The request's route template: axum's, else the function's.
+    /// Records the requests under the nested services of `router`
+    /// (`Router::nest_service`, `ServeDir`) under the nest's template,
+    /// `/static/{*rest}`: axum gives them no `MatchedPath`, so without this
+    /// they are `unmatched`. [`ServerWatch::instrument`] does it by itself;
+    /// call it when you add the layer yourself, on the router you add it to.
+    ///
+    /// [`ServerWatch::instrument`]: crate::ServerWatch::instrument
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    ///
+    /// let watch = serverwatch::ServerWatch::builder().build()?;
+    /// let assets = tower::service_fn(|_| async {
+    ///     Ok::<_, std::convert::Infallible>(axum::response::Response::new(axum::body::Body::empty()))
+    /// });
+    /// let app: Router = Router::new()
+    ///     .route("/", get(|| async { "home" }))
+    ///     .nest_service("/static", assets);
+    /// // GET /static/site.css is recorded as /static/{*rest}.
+    /// let layer = watch.layer().nested_services(&app);
+    /// let app = app.layer(layer);
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn nested_services<S>(mut self, router: &axum::Router<S>) -> Self {
+        self.nested = NestedServices::of(router).map(Arc::new);
+        self
+    }
+
+    /// The request's route template: axum's, else a nested service's, else
+    /// the function's.
     fn route<B>(&self, request: &mut Request<B>) -> Route {
         if let Some(matched) = request.extensions().get::<MatchedPath>() {
             return Route::Matched(matched.clone());
+        }
+        if let Some(template) = self
+            .nested
+            .as_ref()
+            .and_then(|nested| nested.template(request.uri().path()))
+        {
+            return Route::Nested(Arc::clone(template));
         }
         let Some(template) = &self.route_template else {
             return Route::Unmatched;
@@ -181,9 +229,39 @@ impl<K> RequestMetricsLayer<K> {
     fn start<B: http_body::Body>(&self, request: &mut Request<B>) -> (InFlight, Option<Counter>) {
         let method = Method::from_http(request.method());
         let route = self.route(request);
+        let claim = self.may_be_observability(&route, request).then(|| {
+            let claim = Claim::new(Arc::clone(&self.store), method);
+            Claims::offer(request.extensions_mut(), Arc::clone(&claim));
+            claim
+        });
         let counter = request_counter(request.body());
-        let in_flight = InFlight::new(Arc::clone(&self.store), method, route, counter.clone());
+        let in_flight = InFlight::new(
+            Arc::clone(&self.store),
+            method,
+            route,
+            counter.clone(),
+            claim,
+        );
         (in_flight, counter)
+    }
+
+    /// Whether the request may be to an observability route mounted inside
+    /// this layer: its template ends with one of their paths (the raw path
+    /// contains one, for a request axum matched to no template). Only those
+    /// pay for a claim.
+    fn may_be_observability<B>(&self, route: &Route, request: &Request<B>) -> bool {
+        match route {
+            Route::Matched(_) | Route::Named(_) => {
+                let template = route.as_str();
+                self.observability
+                    .iter()
+                    .any(|path| template.ends_with(path))
+            }
+            Route::Nested(_) | Route::Unmatched => {
+                let path = request.uri().path();
+                self.observability.iter().any(|p| path.contains(p))
+            }
+        }
     }
 }
 

@@ -11,8 +11,11 @@ mod body;
 mod future;
 mod in_flight;
 mod layer;
+mod nested;
 mod span;
 
 pub use body::{RequestBody, ResponseBody};
 pub use future::ResponseFuture;
 pub use layer::{AnyBody, AxumBody, RequestMetricsLayer, RequestMetricsService};
+#[cfg(test)]
+pub(crate) use nested::route_paths;

@@ -48,6 +48,8 @@ pub(crate) struct State {
     disabled: Vec<&'static Instrument>,
     requests: Arc<RequestStore>,
     system: SystemReader,
+    /// Whether the process and system figures are read at all.
+    reads_system: bool,
     #[cfg(feature = "mongodb")]
     mongo: Option<MongoWatch>,
     /// Requests to the observability routes refused for their token.
@@ -60,6 +62,7 @@ impl State {
         disabled: &[String],
         requests: Arc<RequestStore>,
         system: SystemReader,
+        reads_system: bool,
         #[cfg(feature = "mongodb")] mongo: Option<MongoWatch>,
     ) -> Self {
         Self {
@@ -67,6 +70,7 @@ impl State {
             disabled: disabled.iter().filter_map(|n| instrument(n)).collect(),
             requests,
             system,
+            reads_system,
             #[cfg(feature = "mongodb")]
             mongo,
             unauthorized: AtomicU64::new(0),
@@ -93,15 +97,25 @@ impl State {
     }
 
     /// Process and system figures, at most a second old, read on this
-    /// thread: for serverwatch's own threads, which may block.
-    pub(crate) fn system_now(&self) -> Arc<SystemSnapshot> {
-        self.system.snapshot()
+    /// thread: for serverwatch's own threads, which may block. `None` when
+    /// they are not read (`process_and_system_metrics(false)`).
+    pub(crate) fn system_now(&self) -> Option<Arc<SystemSnapshot>> {
+        self.reads_system.then(|| self.system.snapshot())
     }
 
     /// The same for an async view: a refresh happens on tokio's blocking
     /// threads, never on a worker.
-    pub(crate) async fn system(&self) -> Arc<SystemSnapshot> {
-        self.system.read().await
+    pub(crate) async fn system(&self) -> Option<Arc<SystemSnapshot>> {
+        if self.reads_system {
+            Some(self.system.read().await)
+        } else {
+            None
+        }
+    }
+
+    /// Seconds since serverwatch started, whether the system is read or not.
+    pub(crate) fn uptime_seconds(&self) -> f64 {
+        self.system.uptime_seconds()
     }
 
     /// One reading of every instrument that is on, in a fixed order, on this thread:
@@ -111,19 +125,21 @@ impl State {
         allow(dead_code, reason = "read by OTLP only")
     )]
     pub(crate) fn families(&self) -> Vec<Family> {
-        self.families_with(&self.system_now())
+        self.families_with(self.system_now().as_deref())
     }
 
     /// The same for an async view (`/metrics`), which must not block.
     pub(crate) async fn read_families(&self) -> Vec<Family> {
-        self.families_with(&*self.system().await)
+        self.families_with(self.system().await.as_deref())
     }
 
-    fn families_with(&self, system: &SystemSnapshot) -> Vec<Family> {
+    fn families_with(&self, system: Option<&SystemSnapshot>) -> Vec<Family> {
         // By name: instruments are constants, which have no one address.
         let on = |i: &Instrument| !self.disabled.iter().any(|d| d.otel_name == i.otel_name);
         let mut families = self.requests.families(on);
-        families.extend(system.families());
+        if let Some(system) = system {
+            families.extend(system.families());
+        }
         #[cfg(feature = "mongodb")]
         if let Some(mongo) = &self.mongo {
             families.extend(mongo.families());

@@ -25,7 +25,7 @@ pub(crate) struct HealthReport {
     pub(crate) uptime: Uptime,
     /// `{"status": "not configured"}`, or the database's own section.
     pub(crate) database: serde_json::Value,
-    pub(crate) memory_analysis: MemoryAnalysis,
+    pub(crate) memory_analysis: MemorySection,
     pub(crate) application: Application,
 }
 
@@ -34,6 +34,18 @@ pub(crate) struct Uptime {
     pub(crate) seconds: f64,
     pub(crate) formatted: String,
 }
+
+/// The figures, or `{"status": "disabled"}` with
+/// `process_and_system_metrics(false)`: no number rather than a wrong one.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(crate) enum MemorySection {
+    Read(Box<MemoryAnalysis>),
+    Disabled { status: &'static str },
+}
+
+/// The `memory_analysis.status` value while the system is not read.
+pub(crate) const MEMORY_DISABLED: &str = "disabled";
 
 #[derive(Debug, Serialize)]
 pub(crate) struct MemoryAnalysis {
@@ -179,15 +191,21 @@ impl HealthReport {
                 serde_json::json!({ "status": DATABASE_NOT_CONFIGURED }),
             ),
         };
-        let system = state.system().await;
+        let memory_analysis = match state.system().await {
+            Some(system) => MemorySection::Read(Box::new(memory_analysis(&system))),
+            None => MemorySection::Disabled {
+                status: MEMORY_DISABLED,
+            },
+        };
+        let uptime = state.uptime_seconds();
         Self {
             status: if healthy { "healthy" } else { "unhealthy" },
             uptime: Uptime {
-                seconds: system.uptime_seconds,
-                formatted: format_uptime(system.uptime_seconds),
+                seconds: uptime,
+                formatted: format_uptime(uptime),
             },
             database,
-            memory_analysis: memory_analysis(&system),
+            memory_analysis,
             application: application(&state.requests().summary()),
         }
     }

@@ -27,19 +27,30 @@ use auth::Access;
 pub(crate) struct Views {
     state: Arc<State>,
     access: Access,
+    /// Put before every name on `/metrics`.
+    metric_prefix: Option<String>,
     #[cfg(feature = "dashboard")]
     history: Arc<dashboard::History>,
 }
 
 impl Views {
     /// The views of `state`; starts the dashboard's history sampler.
-    pub(crate) fn new(state: Arc<State>, bearer_token: Option<BearerToken>) -> Self {
+    pub(crate) fn new(
+        state: Arc<State>,
+        bearer_token: Option<BearerToken>,
+        metric_prefix: Option<String>,
+    ) -> Self {
         Self {
             #[cfg(feature = "dashboard")]
             history: dashboard::History::start(&state),
             state,
             access: Access::new(bearer_token),
+            metric_prefix,
         }
+    }
+
+    pub(crate) fn metric_prefix(&self) -> Option<&str> {
+        self.metric_prefix.as_deref()
     }
 
     pub(crate) fn state(&self) -> &State {

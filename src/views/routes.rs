@@ -13,6 +13,22 @@ use http::{HeaderMap, HeaderValue, header};
 use super::Views;
 use super::health::HealthReport;
 use super::prometheus;
+use crate::state::requests::Claims;
+
+/// Every route of [`router`], relative to where it is mounted. A layer
+/// outside the router offers a claim to the requests whose route ends with
+/// one of them, and the router takes it: however it is mounted, its
+/// requests are never recorded.
+pub(crate) const PATHS: &[&str] = &[
+    "/metrics",
+    "/health",
+    #[cfg(feature = "dashboard")]
+    super::dashboard::PAGE_PATH,
+    #[cfg(feature = "dashboard")]
+    "/dashboard/history",
+    #[cfg(feature = "dashboard")]
+    "/dashboard/assets/{name}",
+];
 
 /// Builds the router.
 pub(crate) fn router<S>(views: Arc<Views>) -> Router<S>
@@ -32,13 +48,22 @@ where
     } else {
         routes
     };
-    routes.with_state(views)
+    // Outermost, so that refused requests are not recorded either.
+    routes
+        .layer(middleware::map_request(unrecorded))
+        .with_state(views)
+}
+
+/// Takes the request off the books of every layer it went through.
+async fn unrecorded(request: Request) -> Request {
+    Claims::take_all(request.extensions());
+    request
 }
 
 async fn metrics(State(views): State<Arc<Views>>, headers: HeaderMap) -> Response {
     let state = views.state();
     state.refresh_probes_in_background();
-    prometheus::response(state.read_families().await, &headers)
+    prometheus::response(state.read_families().await, &headers, views.metric_prefix())
 }
 
 async fn health(State(views): State<Arc<Views>>) -> Response {

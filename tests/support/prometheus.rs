@@ -605,6 +605,10 @@ pub fn raw_path_labels(series: &[BTreeMap<String, String>], sent: &[String]) -> 
     found.into_iter().collect()
 }
 
+/// What Prometheus with native histograms asks `/metrics` for.
+pub const PROTOBUF_ACCEPT: &str =
+    "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
+
 /// The length-delimited `MetricFamily` messages of a protobuf exposition.
 pub fn decode_protobuf(
     mut bytes: &[u8],

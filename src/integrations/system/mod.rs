@@ -139,6 +139,12 @@ impl SystemReader {
         self.inner.snapshot()
     }
 
+    /// Seconds since the reader was made (serverwatch started), without
+    /// reading anything.
+    pub(crate) fn uptime_seconds(&self) -> f64 {
+        self.inner.started.elapsed().as_secs_f64()
+    }
+
     /// The same, for an async task: the cached figures if they are fresh
     /// and nobody is refreshing them, else a wait for the refresh (or the
     /// refresh itself) on tokio's blocking threads.

@@ -5,6 +5,7 @@
 //! metric families ([`RequestStore::families`]) or the summary
 //! ([`RequestStore::summary`]); nothing else holds request numbers.
 
+mod claim;
 mod families;
 mod labels;
 mod summary;
@@ -15,6 +16,7 @@ use std::time::SystemTime;
 
 use parking_lot::Mutex;
 
+pub(crate) use claim::{Claim, Claims};
 pub(crate) use labels::{
     ErrorKind, Method, NO_STATUS, OverflowKey, SeriesKey, UNMATCHED_ROUTE, status_key,
 };

@@ -35,8 +35,9 @@ pub(crate) struct Sample {
     pub(crate) p50: f64,
     pub(crate) p95: f64,
     pub(crate) p99: f64,
-    /// Process resident memory, in bytes.
-    pub(crate) rss_bytes: u64,
+    /// Process resident memory, in bytes; `null` while the system is not
+    /// read.
+    pub(crate) rss_bytes: Option<u64>,
     /// Requests per second by route template.
     pub(crate) routes: BTreeMap<String, f64>,
 }
@@ -86,7 +87,7 @@ impl History {
         if let Some((then, before)) = previous.as_ref() {
             let seconds = now.duration_since(*then).unwrap_or_default().as_secs_f64();
             if seconds > 0.0 {
-                let rss_bytes = state.system_now().process.resident_bytes;
+                let rss_bytes = state.system_now().map(|s| s.process.resident_bytes);
                 let sample = difference(before, &summary, seconds, now, rss_bytes);
                 let mut samples = self.samples.lock();
                 if samples.len() == CAPACITY {
@@ -112,7 +113,7 @@ fn difference(
     now: &RequestSummary,
     seconds: f64,
     at: SystemTime,
-    rss_bytes: u64,
+    rss_bytes: Option<u64>,
 ) -> Sample {
     let interval = now.all.duration.minus(&before.all.duration);
     let errors = now.all.errors.saturating_sub(before.all.errors);
@@ -171,7 +172,7 @@ mod tests {
         assert_eq!(s.routes["/a"], 1.6);
         assert_eq!(s.routes["/b"], 0.4);
         assert!(s.p50 <= 0.005 && s.p99 > 0.25, "{s:?}");
-        assert!(s.rss_bytes > 0);
+        assert!(s.rss_bytes.is_some_and(|rss| rss > 0));
 
         for i in 2..(CAPACITY as u64 + 10) {
             history.sample(state, t0 + Duration::from_secs(5 * i));

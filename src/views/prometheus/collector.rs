@@ -27,7 +27,8 @@ const NATIVE_ZERO_THRESHOLD: f64 = 2.938_735_877_055_719e-39;
 /// exemplars on their classic buckets and among their native ones.
 /// prometheus-client takes exemplars only of its own histogram type, so
 /// they are added to the messages it made: one message per point, in order.
-pub(super) fn protobuf(families: Vec<Family>) -> Vec<u8> {
+/// `prefix` and `_` go before every name.
+pub(super) fn protobuf(families: Vec<Family>, prefix: Option<&str>) -> Vec<u8> {
     use prometheus_client::encoding::prometheus_protobuf::{encode, prometheus_data_model as pb};
     use prost::Message;
 
@@ -44,7 +45,7 @@ pub(super) fn protobuf(families: Vec<Family>) -> Vec<u8> {
                 .collect()
         })
         .collect();
-    let mut registry = Registry::default();
+    let mut registry = prefix.map_or_else(Registry::default, Registry::with_prefix);
     registry.register_collector(Box::new(Families(families)));
     // The collector cannot fail.
     let mut messages = encode(&registry).unwrap_or_default();

@@ -157,8 +157,12 @@ impl Encoding {
 
 /// The `/metrics` response to a scrape with these request headers: the
 /// text of `families`, written (and compressed) a chunk at a time as the
-/// connection takes it.
-pub(crate) fn response(families: Vec<Family>, request: &HeaderMap) -> Response {
+/// connection takes it, with `prefix` and `_` before every name.
+pub(crate) fn response(
+    families: Vec<Family>,
+    request: &HeaderMap,
+    prefix: Option<&str>,
+) -> Response {
     let text = |name| {
         request
             .get(name)
@@ -169,16 +173,20 @@ pub(crate) fn response(families: Vec<Family>, request: &HeaderMap) -> Response {
     let body = match format {
         // A tenth of the text's size: encoded whole, compressed whole.
         Format::Protobuf => {
-            let bytes = collector::protobuf(families);
+            let bytes = collector::protobuf(families, prefix);
             Body::from(match encoding {
                 Encoding::Identity => bytes,
                 Encoding::Gzip => gzip(&bytes),
             })
         }
-        Format::OpenMetrics => {
-            Body::new(TextBody::new(families, TextFormat::OpenMetrics, encoding))
-        }
-        Format::Prometheus => Body::new(TextBody::new(families, TextFormat::Prometheus, encoding)),
+        Format::OpenMetrics => Body::new(TextBody::new(
+            Text::new(families, TextFormat::OpenMetrics, prefix),
+            encoding,
+        )),
+        Format::Prometheus => Body::new(TextBody::new(
+            Text::new(families, TextFormat::Prometheus, prefix),
+            encoding,
+        )),
     };
     let mut response = body.into_response();
     let headers = response.headers_mut();
@@ -221,11 +229,11 @@ struct TextBody {
 }
 
 impl TextBody {
-    fn new(families: Vec<Family>, format: TextFormat, encoding: Encoding) -> Self {
+    fn new(text: Text, encoding: Encoding) -> Self {
         let gzip = (encoding == Encoding::Gzip)
             .then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
         Self {
-            text: Text::new(families, format),
+            text,
             gzip,
             done: false,
         }
@@ -275,6 +283,8 @@ impl http_body::Body for TextBody {
 struct Text {
     families: Vec<Family>,
     format: TextFormat,
+    /// Written before every name, with `_`.
+    prefix: Option<String>,
     family: usize,
     point: usize,
     /// Whether the current family's descriptor is written.
@@ -286,10 +296,11 @@ struct Text {
 }
 
 impl Text {
-    fn new(families: Vec<Family>, format: TextFormat) -> Self {
+    fn new(families: Vec<Family>, format: TextFormat, prefix: Option<&str>) -> Self {
         Self {
             families,
             format,
+            prefix: prefix.map(|p| format!("{p}_")),
             family: 0,
             point: 0,
             described: false,
@@ -304,7 +315,10 @@ impl Text {
     fn write(&mut self, out: &mut Vec<u8>) -> bool {
         while let Some(family) = self.families.get(self.family) {
             let instrument = family.instrument;
-            let name = instrument.prometheus_family();
+            let name = match &self.prefix {
+                Some(prefix) => format!("{prefix}{}", instrument.prometheus_family()),
+                None => instrument.prometheus_family(),
+            };
             if !self.described {
                 write_descriptor(out, instrument, &name, self.format);
                 self.described = true;
@@ -548,7 +562,16 @@ mod tests {
 
     /// The whole body, chunk after chunk.
     fn body(families: &[Family], format: TextFormat, encoding: Encoding) -> Vec<u8> {
-        let mut body = TextBody::new(copy(families), format, encoding);
+        prefixed_body(families, format, encoding, None)
+    }
+
+    fn prefixed_body(
+        families: &[Family],
+        format: TextFormat,
+        encoding: Encoding,
+        prefix: Option<&str>,
+    ) -> Vec<u8> {
+        let mut body = TextBody::new(Text::new(copy(families), format, prefix), encoding);
         let mut bytes = Vec::new();
         while let Some(chunk) = body.next_chunk() {
             assert!(!chunk.is_empty());
@@ -560,6 +583,10 @@ mod tests {
 
     fn text(families: &[Family], format: TextFormat) -> String {
         String::from_utf8(body(families, format, Encoding::Identity)).unwrap()
+    }
+
+    fn prefixed_text(families: &[Family], format: TextFormat, prefix: Option<&str>) -> String {
+        String::from_utf8(prefixed_body(families, format, Encoding::Identity, prefix)).unwrap()
     }
 
     /// Equal texts, or the first line where they differ.
@@ -730,21 +757,32 @@ mod tests {
         ]
     }
 
-    fn assert_both_formats_match_the_reference(families: &[Family]) {
+    fn assert_both_formats_match_the_reference(families: &[Family], prefix: Option<&str>) {
         assert_same(
-            &text(families, TextFormat::OpenMetrics),
-            &reference::openmetrics(families),
+            &prefixed_text(families, TextFormat::OpenMetrics, prefix),
+            &reference::openmetrics(families, prefix),
         );
         assert_same(
-            &text(families, TextFormat::Prometheus),
-            &reference::classic(families),
+            &prefixed_text(families, TextFormat::Prometheus, prefix),
+            &reference::classic(families, prefix),
         );
     }
 
     #[test]
     fn the_text_is_what_prometheus_client_writes() {
         let families = sample_families();
-        assert_both_formats_match_the_reference(&families);
+        assert_both_formats_match_the_reference(&families, None);
+    }
+
+    #[test]
+    fn a_prefix_is_written_as_prometheus_client_writes_it() {
+        let families = sample_families();
+        assert_both_formats_match_the_reference(&families, Some("inventory"));
+        let text = prefixed_text(&families, TextFormat::Prometheus, Some("inventory"));
+        assert!(
+            text.contains("\ninventory_http_server_request_duration_seconds_bucket{"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -768,13 +806,16 @@ mod tests {
             },
         );
         families.insert(1, many);
-        let mut body = TextBody::new(copy(&families), TextFormat::OpenMetrics, Encoding::Identity);
+        let mut body = TextBody::new(
+            Text::new(copy(&families), TextFormat::OpenMetrics, None),
+            Encoding::Identity,
+        );
         let mut chunks = 0;
         while body.next_chunk().is_some() {
             chunks += 1;
         }
         assert!(chunks > 2, "{chunks} chunks");
-        assert_both_formats_match_the_reference(&families);
+        assert_both_formats_match_the_reference(&families, None);
     }
 
     #[test]
@@ -799,28 +840,30 @@ mod tests {
         use super::super::write_descriptor;
         use super::*;
 
-        pub(super) fn openmetrics(families: &[Family]) -> String {
+        pub(super) fn openmetrics(families: &[Family], prefix: Option<&str>) -> String {
             let mut text = String::new();
-            encode_registry(&mut text, families);
+            encode_registry(&mut text, families, prefix);
             prometheus_client::encoding::text::encode_eof(&mut text).unwrap();
             text
         }
 
         /// The classic format: our descriptors, then prometheus-client's
         /// sample lines, which are the same in both formats.
-        pub(super) fn classic(families: &[Family]) -> String {
+        pub(super) fn classic(families: &[Family], prefix: Option<&str>) -> String {
             let mut text = String::new();
             for family in families {
+                let name = family.instrument.prometheus_family();
+                let name = prefix.map_or_else(|| name.clone(), |p| format!("{p}_{name}"));
                 let mut descriptor = Vec::new();
                 write_descriptor(
                     &mut descriptor,
                     family.instrument,
-                    &family.instrument.prometheus_family(),
+                    &name,
                     TextFormat::Prometheus,
                 );
                 text.push_str(std::str::from_utf8(&descriptor).unwrap());
                 let mut one = String::new();
-                encode_registry(&mut one, std::slice::from_ref(family));
+                encode_registry(&mut one, std::slice::from_ref(family), prefix);
                 for line in one.lines().filter(|l| !l.starts_with('#')) {
                     text.push_str(line);
                     text.push('\n');
@@ -829,8 +872,8 @@ mod tests {
             text
         }
 
-        fn encode_registry(out: &mut String, families: &[Family]) {
-            let mut registry = Registry::default();
+        fn encode_registry(out: &mut String, families: &[Family], prefix: Option<&str>) {
+            let mut registry = prefix.map_or_else(Registry::default, Registry::with_prefix);
             registry
                 .register_collector(Box::new(super::super::collector::Families(copy(families))));
             prometheus_client::encoding::text::encode_registry(out, &registry).unwrap();
