@@ -43,6 +43,8 @@ pub(crate) struct Config {
     pub(crate) duration_buckets: Option<Vec<f64>>,
     pub(crate) request_body_size_buckets: Option<Vec<f64>>,
     pub(crate) response_body_size_buckets: Option<Vec<f64>>,
+    /// Route templates that are not recorded.
+    pub(crate) skip_routes: Vec<String>,
 }
 
 impl Default for Config {
@@ -58,6 +60,7 @@ impl Default for Config {
             duration_buckets: None,
             request_body_size_buckets: None,
             response_body_size_buckets: None,
+            skip_routes: Vec::new(),
         }
     }
 }
@@ -73,6 +76,7 @@ pub(crate) struct Checked {
     pub(crate) panic_messages: bool,
     pub(crate) path_prefix: String,
     pub(crate) bounds: RequestBounds,
+    pub(crate) skip_routes: Vec<String>,
 }
 
 impl Config {
@@ -129,6 +133,12 @@ impl Config {
                 ),
             ));
         }
+        if let Some(route) = self.skip_routes.iter().find(|r| !r.starts_with('/')) {
+            return Err(BuildError::new(
+                "skip_routes",
+                format!("a route template starts with '/', got {route:?}"),
+            ));
+        }
         let mut bounds = RequestBounds::default();
         for (setting, given, unit, slot) in [
             (
@@ -167,6 +177,7 @@ impl Config {
             bearer_token: self.bearer_token,
             path_prefix: self.path_prefix,
             bounds,
+            skip_routes: self.skip_routes,
         })
     }
 }

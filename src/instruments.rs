@@ -273,7 +273,6 @@ pub(crate) const BUILD_INFO: Instrument = Instrument {
 };
 
 /// Every instrument defined here.
-#[cfg(test)]
 pub(crate) const ALL: &[&Instrument] = &[
     &HTTP_SERVER_REQUEST_DURATION,
     &HTTP_SERVER_ACTIVE_REQUESTS,

@@ -58,8 +58,11 @@ pub(super) struct InFlight {
     route: Route,
     request_bytes: Option<Counter>,
     start: Instant,
-    /// Set once a [`Completion`] recorded the request.
+    /// Set once a [`Completion`] recorded the request, and from the start
+    /// for a route that is not recorded.
     recorded: bool,
+    /// A route the app said not to record: it counts nowhere.
+    skipped: bool,
 }
 
 impl InFlight {
@@ -69,14 +72,18 @@ impl InFlight {
         route: Route,
         request_bytes: Option<Counter>,
     ) -> Self {
-        store.start(method);
+        let skipped = store.skips(route.as_str());
+        if !skipped {
+            store.start(method);
+        }
         Self {
             store,
             method,
             route,
             request_bytes,
             start: Instant::now(),
-            recorded: false,
+            recorded: skipped,
+            skipped,
         }
     }
 
@@ -103,6 +110,9 @@ impl InFlight {
         response: u64,
         message: Option<&str>,
     ) {
+        if self.skipped {
+            return;
+        }
         self.recorded = true;
         let request_bytes = self
             .request_bytes
@@ -125,6 +135,9 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        if self.skipped {
+            return;
+        }
         if !self.recorded {
             self.record(NO_STATUS, Some(ErrorKind::Aborted), 0, None);
         }

@@ -16,11 +16,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::instruments as i;
+use crate::integrations::checks::{HealthChecks, RunningChecks};
+#[cfg(feature = "metrics")]
+use crate::integrations::facade::FacadeStore;
 #[cfg(feature = "mongodb")]
 use crate::integrations::mongo::MongoWatch;
+use crate::integrations::runtime::{RuntimeReading, RuntimeWatch};
 use crate::integrations::system::{SystemReader, SystemSnapshot};
 use reading::{Family, HealthSection, Value};
 use requests::RequestStore;
+
+/// The family names on `/metrics` of every instrument serverwatch defines:
+/// what neither the metrics facade nor a merged registry may use.
+pub(crate) fn reserved_families() -> Vec<String> {
+    let mut all: Vec<&i::Instrument> = i::ALL.to_vec();
+    all.extend(crate::integrations::runtime::instruments::ALL);
+    all.extend(crate::integrations::checks::instruments::ALL);
+    #[cfg(feature = "mongodb")]
+    all.extend(crate::integrations::mongo::instruments::ALL);
+    all.iter().map(|i| i.prometheus_family()).collect()
+}
 
 /// Who is watched: the service's name and version.
 #[derive(Debug, Clone)]
@@ -37,6 +52,13 @@ pub(crate) struct State {
     system: SystemReader,
     #[cfg(feature = "mongodb")]
     mongo: Option<MongoWatch>,
+    /// The app's own health checks.
+    checks: HealthChecks,
+    /// The tokio runtime that serves the app, if one is watched.
+    runtime: Option<RuntimeWatch>,
+    /// The app's own metrics, recorded through the `metrics` facade.
+    #[cfg(feature = "metrics")]
+    facade: Arc<FacadeStore>,
     /// Requests to the observability routes refused for their token.
     unauthorized: AtomicU64,
 }
@@ -47,6 +69,9 @@ impl State {
         requests: Arc<RequestStore>,
         system: SystemReader,
         #[cfg(feature = "mongodb")] mongo: Option<MongoWatch>,
+        checks: HealthChecks,
+        runtime: Option<RuntimeWatch>,
+        #[cfg(feature = "metrics")] facade: Arc<FacadeStore>,
     ) -> Self {
         Self {
             service,
@@ -54,6 +79,10 @@ impl State {
             system,
             #[cfg(feature = "mongodb")]
             mongo,
+            checks,
+            runtime,
+            #[cfg(feature = "metrics")]
+            facade,
             unauthorized: AtomicU64::new(0),
         }
     }
@@ -69,6 +98,12 @@ impl State {
     )]
     pub(crate) fn service(&self) -> &Service {
         &self.service
+    }
+
+    /// The store of the metrics facade, for the recorder the app installs.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn facade(&self) -> Arc<FacadeStore> {
+        Arc::clone(&self.facade)
     }
 
     /// The request store, for the layer that records into it and for the
@@ -111,9 +146,16 @@ impl State {
         if let Some(mongo) = &self.mongo {
             families.extend(mongo.families());
         }
+        families.extend(self.checks.families());
+        if let Some(runtime) = self.runtime() {
+            families.extend(runtime.families());
+        }
         let unauthorized = self.unauthorized.load(Ordering::Relaxed) as f64;
         families.push(Family::new(&i::UNAUTHORIZED_REQUESTS).number(Vec::new(), unauthorized));
         families.push(self.build_info());
+        // The app's own last, after every family of serverwatch's.
+        #[cfg(feature = "metrics")]
+        families.extend(self.facade.families());
         families
     }
 
@@ -127,14 +169,49 @@ impl State {
         None
     }
 
+    /// Starts the app's health checks whose results are stale (only the
+    /// critical ones if `critical_only`), to be awaited after the other
+    /// probes have been started: they all run at once.
+    pub(crate) fn start_checks(&self, critical_only: bool) -> RunningChecks<'_> {
+        self.checks.start(critical_only)
+    }
+
+    /// What keeps the service from being ready: the critical checks that
+    /// fail, and the database if its probe does. Probes what is stale.
+    pub(crate) async fn not_ready(&self) -> Vec<String> {
+        let checks = self.start_checks(true);
+        let database_down = self.database().await.is_some_and(|db| !db.healthy);
+        let mut failed = checks.report().await.failed_critical;
+        if database_down {
+            failed.push("database".to_owned());
+        }
+        failed
+    }
+
+    /// The runtime's figures now, if a runtime is watched.
+    pub(crate) fn runtime(&self) -> Option<RuntimeReading> {
+        self.runtime.as_ref().map(RuntimeWatch::read)
+    }
+
+    /// The runtime workers' busy time, added up, if a runtime is watched.
+    #[cfg_attr(
+        not(any(feature = "dashboard", test)),
+        allow(dead_code, reason = "read by the dashboard's sampler only")
+    )]
+    pub(crate) fn runtime_busy(&self) -> Option<(std::time::Duration, usize)> {
+        let runtime = self.runtime.as_ref()?;
+        Some((runtime.busy(), runtime.workers()))
+    }
+
     /// Has the probes whose results are stale renewed in the background:
     /// the families carry their latest results, and a scrape never waits
-    /// on a database.
+    /// on a database or a check.
     pub(crate) fn refresh_probes_in_background(&self) {
         #[cfg(feature = "mongodb")]
         if let Some(mongo) = &self.mongo {
             mongo.refresh_in_background();
         }
+        self.checks.refresh_in_background();
     }
 
     fn build_info(&self) -> Family {

@@ -29,16 +29,23 @@ pub(crate) struct Views {
     access: Access,
     #[cfg(feature = "dashboard")]
     history: Arc<dashboard::History>,
+    /// The app's own prometheus-client registry, added to `/metrics`.
+    registry: Option<Arc<prometheus_client::registry::Registry>>,
 }
 
 impl Views {
     /// The views of `state`; starts the dashboard's history sampler.
-    pub(crate) fn new(state: Arc<State>, bearer_token: Option<BearerToken>) -> Self {
+    pub(crate) fn new(
+        state: Arc<State>,
+        bearer_token: Option<BearerToken>,
+        registry: Option<Arc<prometheus_client::registry::Registry>>,
+    ) -> Self {
         Self {
             #[cfg(feature = "dashboard")]
             history: dashboard::History::start(&state),
             state,
             access: Access::new(bearer_token),
+            registry,
         }
     }
 
@@ -48,6 +55,10 @@ impl Views {
 
     pub(crate) fn access(&self) -> &Access {
         &self.access
+    }
+
+    pub(crate) fn registry(&self) -> Option<&prometheus_client::registry::Registry> {
+        self.registry.as_deref()
     }
 
     #[cfg(feature = "dashboard")]

@@ -311,6 +311,84 @@ fn samples(family: &Family) -> Vec<(Labels, Sample<'_>)> {
     out
 }
 
+/// Appends the families of an app's own registry to `body`, an exposition
+/// of serverwatch's families in `format`: before the `# EOF` of
+/// OpenMetrics, respelled for the classic text format, as more messages of
+/// the protobuf one.
+pub(crate) fn append_registry(body: &mut Vec<u8>, registry: &Registry, format: Format) {
+    if format == Format::Protobuf {
+        // Writing into a Vec cannot fail, nor can a registry's metrics.
+        if let Ok(theirs) = prometheus_client::encoding::prometheus_protobuf::encode_to_vec(registry)
+        {
+            body.extend(theirs);
+        }
+        return;
+    }
+    let mut theirs = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode_registry(&mut theirs, registry);
+    match format {
+        Format::OpenMetrics => {
+            let eof = b"# EOF\n";
+            if body.ends_with(eof) {
+                body.truncate(body.len() - eof.len());
+            }
+            body.extend(theirs.as_bytes());
+            body.extend(eof);
+        }
+        Format::Prometheus | Format::Protobuf => {
+            body.extend(classic_from_openmetrics(&theirs).as_bytes());
+        }
+    }
+}
+
+/// The family names an app's registry puts on `/metrics` (as in its
+/// `# TYPE` lines), for the builder to check against serverwatch's.
+pub(crate) fn registry_families(registry: &Registry) -> Vec<String> {
+    let mut text = String::new();
+    let _ = prometheus_client::encoding::text::encode_registry(&mut text, registry);
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// OpenMetrics text, as prometheus-client writes it, in the classic
+/// format: counters and infos named after their samples, no `# UNIT`, no
+/// exemplars, no `_created` samples (the classic format has none of them).
+fn classic_from_openmetrics(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut help: Option<(&str, &str)> = None;
+    let mut kind = "";
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = Some(rest.split_once(' ').unwrap_or((rest, "")));
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, given) = rest.split_once(' ').unwrap_or((rest, "unknown"));
+            kind = given;
+            let (classic, classic_kind) = match given {
+                "counter" => (format!("{name}_total"), "counter"),
+                "info" => (format!("{name}_info"), "gauge"),
+                "gauge" | "histogram" | "summary" => (name.to_owned(), given),
+                _ => (name.to_owned(), "untyped"),
+            };
+            if let Some((_, text)) = help.take().filter(|(n, _)| *n == name) {
+                let _ = writeln!(out, "# HELP {classic} {text}");
+            }
+            let _ = writeln!(out, "# TYPE {classic} {classic_kind}");
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let sample = line.split(" # ").next().unwrap_or(line);
+            let name = sample.split(['{', ' ']).next().unwrap_or("");
+            if name.ends_with("_created") && matches!(kind, "counter" | "histogram" | "summary") {
+                continue;
+            }
+            out.push_str(sample);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,6 +424,30 @@ mod tests {
         let om = text(Format::OpenMetrics);
         assert!(om.contains("# TYPE process_cpu_seconds counter\n"), "{om}");
         assert!(om.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_registry_is_respelled_for_the_classic_format() {
+        use prometheus_client::metrics::{counter::Counter, info::Info};
+        let mut registry = Registry::default();
+        let counter: Counter = Counter::default();
+        counter.inc_by(3);
+        registry.register("orders", "Orders placed", counter);
+        registry.register("release", "The release", Info::new(vec![("name", "blue")]));
+        let mut body = Vec::new();
+        append_registry(&mut body, &registry, Format::Prometheus);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "# HELP orders_total Orders placed.\n# TYPE orders_total counter\norders_total 3\n\
+             # HELP release_info The release.\n# TYPE release_info gauge\n\
+             release_info{name=\"blue\"} 1\n"
+        );
+        let mut om = b"x 1\n# EOF\n".to_vec();
+        append_registry(&mut om, &registry, Format::OpenMetrics);
+        let om = String::from_utf8(om).unwrap();
+        assert!(om.starts_with("x 1\n# HELP orders"), "{om}");
+        assert!(om.ends_with("# EOF\n") && om.matches("# EOF").count() == 1, "{om}");
+        assert_eq!(registry_families(&registry), ["orders", "release"]);
     }
 
     #[test]

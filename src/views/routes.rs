@@ -1,5 +1,7 @@
 //! The observability routes (`/metrics`, `/health`, and `/dashboard` with
-//! its feature), protected when a token is set.
+//! its feature), protected when a token is set, and the probes of an
+//! orchestrator (`/livez`, `/readyz`), which are not: they tell nothing but
+//! whether the service is up and ready.
 
 use std::sync::Arc;
 
@@ -13,6 +15,14 @@ use http::{HeaderMap, HeaderValue, header};
 use super::Views;
 use super::health::HealthReport;
 use super::prometheus::{self, Format};
+
+/// The liveness probe's path: 200 while the process answers. It touches no
+/// dependency, so that an orchestrator never restarts a healthy process
+/// for a database that is down.
+pub(crate) const LIVENESS_PATH: &str = "/livez";
+/// The readiness probe's path: 200 while every critical check (and the
+/// database's probe) passes, else 503 and the names of those that fail.
+pub(crate) const READINESS_PATH: &str = "/readyz";
 
 /// Builds the router.
 pub(crate) fn router<S>(views: Arc<Views>) -> Router<S>
@@ -32,7 +42,10 @@ where
     } else {
         routes
     };
-    routes.with_state(views)
+    routes
+        .route(LIVENESS_PATH, get(liveness))
+        .route(READINESS_PATH, get(readiness))
+        .with_state(views)
 }
 
 async fn metrics(State(views): State<Arc<Views>>, headers: HeaderMap) -> Response {
@@ -40,7 +53,10 @@ async fn metrics(State(views): State<Arc<Views>>, headers: HeaderMap) -> Respons
     let format = Format::negotiate(accept);
     let state = views.state();
     state.refresh_probes_in_background();
-    let body = prometheus::encode(state.read_families().await, format);
+    let mut body = prometheus::encode(state.read_families().await, format);
+    if let Some(registry) = views.registry() {
+        prometheus::append_registry(&mut body, registry, format);
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -63,6 +79,39 @@ async fn health(State(views): State<Arc<Views>>) -> Response {
             ),
         ],
         axum::Json(report),
+    )
+        .into_response()
+}
+
+async fn liveness() -> Response {
+    probe_answer(http::StatusCode::OK, "ok\n".to_owned())
+}
+
+async fn readiness(State(views): State<Arc<Views>>) -> Response {
+    let failed = views.state().not_ready().await;
+    if failed.is_empty() {
+        probe_answer(http::StatusCode::OK, "ok\n".to_owned())
+    } else {
+        let names = failed.join(", ");
+        probe_answer(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {names}\n"),
+        )
+    }
+}
+
+/// A probe's answer: plain text, never cached.
+fn probe_answer(status: http::StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+        ],
+        body,
     )
         .into_response()
 }

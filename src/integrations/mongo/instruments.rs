@@ -99,7 +99,6 @@ pub(crate) const DATABASE_PING_DURATION: Instrument = Instrument {
 };
 
 /// Every instrument defined here.
-#[cfg(test)]
 pub(crate) const ALL: &[&Instrument] = &[
     &DB_CLIENT_OPERATION_DURATION,
     &DB_CLIENT_CONNECTION_COUNT,

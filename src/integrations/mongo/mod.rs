@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::state::histogram::Totals;
 use crate::state::reading::{HealthSection, OVERFLOW_LABEL};
 use events::DriverMetrics;
-use probe::Probe;
+use crate::integrations::probe::Probe;
 pub(crate) use settings::MongoSettings;
 
 /// What serverwatch watches of MongoDB.
