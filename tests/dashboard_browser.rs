@@ -254,7 +254,9 @@ async fn the_page_shows_the_health_figures_safely_at_both_sizes() {
         .path_prefix("/ops")
         .bearer_token(TOKEN)
         .health_check("queue", || async { Ok::<(), String>(()) })
-        .health_check_with("cache", not_critical, || async { Err::<(), _>(XSS_IN_CHECK) })
+        .health_check_with("cache", not_critical, || async {
+            Err::<(), _>(XSS_IN_CHECK)
+        })
         .build()
         .unwrap();
     let app = support::TestApp::serve(watch.instrument(routes())).await;
@@ -379,7 +381,10 @@ async fn the_page_shows_the_health_figures_safely_at_both_sizes() {
     );
     assert_eq!(health["checks"]["cache"]["critical"], false);
     assert!(
-        shown["checks_text"].as_str().unwrap().contains(XSS_IN_CHECK),
+        shown["checks_text"]
+            .as_str()
+            .unwrap()
+            .contains(XSS_IN_CHECK),
         "{}",
         shown["checks_text"]
     );

@@ -127,11 +127,20 @@ async fn facade_metrics_reach_metrics_and_otlp_with_equal_values() {
     let name = "shop_checkout_duration_seconds";
     assert_eq!(value(&classic, &format!("{name}_count"), &card), 3.0);
     let sum = value(&classic, &format!("{name}_sum"), &card);
-    assert!((sum - 1.49).abs() < 1e-9, "milliseconds become seconds: {sum}");
+    assert!(
+        (sum - 1.49).abs() < 1e-9,
+        "milliseconds become seconds: {sum}"
+    );
     // The request-duration bounds, in seconds.
     let le = |bound: &str| value(&classic, &format!("{name}_bucket"), &[("le", bound)]);
-    assert_eq!((le("0.05"), le("0.25"), le("1.0"), le("+Inf")), (1.0, 2.0, 2.0, 3.0));
-    assert!(text.contains("# HELP shop_orders_total Orders placed"), "{text}");
+    assert_eq!(
+        (le("0.05"), le("0.25"), le("1.0"), le("+Inf")),
+        (1.0, 2.0, 2.0, 3.0)
+    );
+    assert!(
+        text.contains("# HELP shop_orders_total Orders placed"),
+        "{text}"
+    );
 
     // OpenMetrics: the strict parser accepts it, with the same numbers.
     let om = openmetrics(&app).await;
@@ -212,12 +221,24 @@ async fn the_cardinality_cap_holds_for_facade_metrics() {
     assert_eq!(done.len(), 6, "five series and the overflow:\n{text}");
     assert_eq!(done.iter().map(|s| s.value).sum::<f64>(), 80.0);
     assert_eq!(
-        sample(&text, "jobs_done_total", &[("otel_metric_overflow", "true")]),
+        sample(
+            &text,
+            "jobs_done_total",
+            &[("otel_metric_overflow", "true")]
+        ),
         Some(70.0)
     );
-    assert_eq!(series_count(&text, "jobs_size_count"), 1, "all in its overflow");
     assert_eq!(
-        sample(&text, "jobs_size_count", &[("otel_metric_overflow", "true")]),
+        series_count(&text, "jobs_size_count"),
+        1,
+        "all in its overflow"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "jobs_size_count",
+            &[("otel_metric_overflow", "true")]
+        ),
         Some(40.0)
     );
 }
@@ -257,7 +278,10 @@ async fn a_prometheus_client_registry_is_merged_into_metrics_only() {
         sample(&text, "legacy_jobs_total", &[("queue", "nightly")]),
         Some(4.0)
     );
-    assert_eq!(sample(&text, "legacy_latency_seconds_count", &[]), Some(1.0));
+    assert_eq!(
+        sample(&text, "legacy_latency_seconds_count", &[]),
+        Some(1.0)
+    );
     assert!(sample(&text, "process_cpu_seconds_total", &[]).is_some());
 
     let om = openmetrics(&app).await;
@@ -282,7 +306,12 @@ async fn a_prometheus_client_registry_is_merged_into_metrics_only() {
 
     // A family named like one of serverwatch's is refused at build().
     let mut clash = Registry::default();
-    clash.register_with_unit("process_cpu", "CPU", Unit::Seconds, Counter::<u64>::default());
+    clash.register_with_unit(
+        "process_cpu",
+        "CPU",
+        Unit::Seconds,
+        Counter::<u64>::default(),
+    );
     let err = ServerWatch::builder()
         .prometheus_registry(clash)
         .build()

@@ -51,7 +51,10 @@ async fn a_hanging_check_answers_within_its_timeout() {
     assert_eq!(response.status(), 503, "a critical check that hangs fails");
     let health: serde_json::Value = response.json().await.unwrap();
     let check = &health["checks"]["search"];
-    assert_eq!(check["status"], "error: no answer to the check within 300ms");
+    assert_eq!(
+        check["status"],
+        "error: no answer to the check within 300ms"
+    );
     assert_eq!(check["critical"], true);
     let seconds = check["duration_seconds"].as_f64().unwrap();
     assert!((0.3..1.0).contains(&seconds), "{check}");
@@ -144,7 +147,10 @@ async fn a_failing_non_critical_check_is_reported_and_the_service_stays_healthy(
         "serverwatch_health_check_duration_seconds",
         &[("check", "queue")],
     );
-    assert!(duration.is_some_and(|d| (0.0..1.0).contains(&d)), "{metrics}");
+    assert!(
+        duration.is_some_and(|d| (0.0..1.0).contains(&d)),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,7 +162,11 @@ async fn under_256_concurrent_requests_each_check_runs_once_per_interval() {
     let hour = CheckOptions::default().interval(Duration::from_secs(3600));
     let watch = ServerWatch::builder()
         .health_check_with("redis", hour, switchable(&redis_runs, &redis_down))
-        .health_check_with("queue", hour.critical(false), switchable(&queue_runs, &queue_down))
+        .health_check_with(
+            "queue",
+            hour.critical(false),
+            switchable(&queue_runs, &queue_down),
+        )
         // Slow enough that the requests pile up while it runs.
         .health_check_with("slow", hour, move || {
             counted.fetch_add(1, Ordering::SeqCst);

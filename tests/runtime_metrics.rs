@@ -155,7 +155,10 @@ async fn busy_time_grows_under_cpu_bound_load_and_stays_flat_when_idle() {
         .iter()
         .map(|w| w["busy_seconds"].as_f64().unwrap())
         .sum();
-    assert!(per_worker >= later && per_worker - later < 0.05, "{runtime}");
+    assert!(
+        per_worker >= later && per_worker - later < 0.05,
+        "{runtime}"
+    );
     assert!((runtime["busy_seconds"].as_f64().unwrap() - per_worker).abs() < 1e-9);
 }
 
@@ -163,7 +166,10 @@ async fn busy_time_grows_under_cpu_bound_load_and_stays_flat_when_idle() {
 async fn queue_depth_and_alive_tasks_rise_and_fall_with_a_burst_of_tasks() {
     let app_runtime = AppRuntime::new();
     let handle = app_runtime.handle();
-    let watch = ServerWatch::builder().runtime(handle.clone()).build().unwrap();
+    let watch = ServerWatch::builder()
+        .runtime(handle.clone())
+        .build()
+        .unwrap();
     let (_app, ops) = serve(&watch, &app_runtime).await;
     let baseline = gauge(&ops, "tokio_runtime_alive_tasks").await;
 
@@ -205,18 +211,25 @@ async fn queue_depth_and_alive_tasks_rise_and_fall_with_a_burst_of_tasks() {
     );
     let health = ops.health().await;
     let depth = health["runtime"]["global_queue_depth"].as_u64().unwrap() as usize;
-    assert!((BURST..=BURST + 2).contains(&depth), "/health: {depth} queued");
+    assert!(
+        (BURST..=BURST + 2).contains(&depth),
+        "/health: {depth} queued"
+    );
 
     hold.store(false, Ordering::SeqCst);
     eventually("the burst to run", DEADLINE, || async {
         (ran.load(Ordering::SeqCst) == BURST).then_some(())
     })
     .await;
-    eventually("the queue to empty and the tasks to end", DEADLINE, || async {
-        let queued = gauge(&ops, "tokio_runtime_global_queue_depth").await;
-        let alive = gauge(&ops, "tokio_runtime_alive_tasks").await;
-        (queued == 0.0 && alive <= baseline).then_some(())
-    })
+    eventually(
+        "the queue to empty and the tasks to end",
+        DEADLINE,
+        || async {
+            let queued = gauge(&ops, "tokio_runtime_global_queue_depth").await;
+            let alive = gauge(&ops, "tokio_runtime_alive_tasks").await;
+            (queued == 0.0 && alive <= baseline).then_some(())
+        },
+    )
     .await;
 }
 

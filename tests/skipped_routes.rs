@@ -54,7 +54,10 @@ async fn skipped_routes_are_absent_from_every_view() {
     let application = &health["application"];
     let routes: Vec<&String> = application["routes"].as_object().unwrap().keys().collect();
     assert_eq!(routes, ["/items/{id}"]);
-    assert_eq!(application["error_count"], 0, "the skipped panics count nowhere");
+    assert_eq!(
+        application["error_count"], 0,
+        "the skipped panics count nowhere"
+    );
     assert!(application["recent_errors"].as_array().unwrap().is_empty());
 
     // /metrics.
@@ -93,9 +96,6 @@ async fn skipped_routes_are_absent_from_every_view() {
     .await;
     for sample in history {
         let routes: Vec<&String> = sample["routes"].as_object().unwrap().keys().collect();
-        assert!(
-            routes.iter().all(|r| *r == "/items/{id}"),
-            "{routes:?}"
-        );
+        assert!(routes.iter().all(|r| *r == "/items/{id}"), "{routes:?}");
     }
 }

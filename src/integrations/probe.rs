@@ -117,7 +117,10 @@ impl Probe {
             Ok(Err(e)) => (false, format!("error: {e}")),
             Err(_) => (
                 false,
-                format!("error: no answer to {} within {:?}", self.action, self.timeout),
+                format!(
+                    "error: no answer to {} within {:?}",
+                    self.action, self.timeout
+                ),
             ),
         };
         ProbeResult {

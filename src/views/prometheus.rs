@@ -318,7 +318,8 @@ fn samples(family: &Family) -> Vec<(Labels, Sample<'_>)> {
 pub(crate) fn append_registry(body: &mut Vec<u8>, registry: &Registry, format: Format) {
     if format == Format::Protobuf {
         // Writing into a Vec cannot fail, nor can a registry's metrics.
-        if let Ok(theirs) = prometheus_client::encoding::prometheus_protobuf::encode_to_vec(registry)
+        if let Ok(theirs) =
+            prometheus_client::encoding::prometheus_protobuf::encode_to_vec(registry)
         {
             body.extend(theirs);
         }
@@ -446,7 +447,10 @@ mod tests {
         append_registry(&mut om, &registry, Format::OpenMetrics);
         let om = String::from_utf8(om).unwrap();
         assert!(om.starts_with("x 1\n# HELP orders"), "{om}");
-        assert!(om.ends_with("# EOF\n") && om.matches("# EOF").count() == 1, "{om}");
+        assert!(
+            om.ends_with("# EOF\n") && om.matches("# EOF").count() == 1,
+            "{om}"
+        );
         assert_eq!(registry_families(&registry), ["orders", "release"]);
     }
 

@@ -23,7 +23,9 @@ impl FacadeStore {
         });
         points.sort_by(|(a, _), (b, _)| {
             let text = |a: &Attributes| -> Vec<(&str, String)> {
-                a.iter().map(|(k, v)| (k.otel, v.to_label().into_owned())).collect()
+                a.iter()
+                    .map(|(k, v)| (k.otel, v.to_label().into_owned()))
+                    .collect()
             };
             text(a).cmp(&text(b))
         });

@@ -123,7 +123,11 @@ fn prometheus_label(key: &str) -> String {
     if label.is_empty() || label.starts_with(|c: char| c.is_ascii_digit()) {
         label.insert(0, '_');
     }
-    let reserved = ["le", "quantile", crate::instruments::OVERFLOW.prometheus.unwrap_or("")];
+    let reserved = [
+        "le",
+        "quantile",
+        crate::instruments::OVERFLOW.prometheus.unwrap_or(""),
+    ];
     if reserved.contains(&label.as_str()) || label.starts_with("__") {
         label.insert_str(0, "label_");
     }
@@ -204,8 +208,14 @@ mod tests {
         assert_eq!(base("orders_total", Kind::Counter, count), "orders");
         assert_eq!(base("orders_total", Kind::Gauge, count), "orders_total");
         let seconds = MetricUnit::Seconds;
-        assert_eq!(base("checkout.duration", Kind::Histogram, seconds), "checkout_duration");
-        assert_eq!(base("rpc_latency_seconds", Kind::Histogram, seconds), "rpc_latency");
+        assert_eq!(
+            base("checkout.duration", Kind::Histogram, seconds),
+            "checkout_duration"
+        );
+        assert_eq!(
+            base("rpc_latency_seconds", Kind::Histogram, seconds),
+            "rpc_latency"
+        );
         assert_eq!(base("2xx-answers", Kind::Counter, count), "_2xx_answers");
     }
 
@@ -215,7 +225,10 @@ mod tests {
         assert_eq!((ms.unit, ms.to_exported), (MetricUnit::Seconds, 1e-3));
         let kib = Conversion::of("x", Some(Unit::Kibibytes));
         assert_eq!((kib.unit, kib.to_exported), (MetricUnit::Bytes, 1024.0));
-        assert_eq!(Conversion::of("wait_seconds", None).unit, MetricUnit::Seconds);
+        assert_eq!(
+            Conversion::of("wait_seconds", None).unit,
+            MetricUnit::Seconds
+        );
         assert_eq!(Conversion::of("wait", None).unit, MetricUnit::Count(""));
     }
 
