@@ -273,16 +273,7 @@ async fn the_page_shows_the_health_figures_safely_at_both_sizes() {
 
     // The page as read, then /health at once: nothing is recorded between.
     let shown = script.expect("figures").await;
-    let health: Value = app
-        .client
-        .get(app.url("/ops/health"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = app.json_with_token("/ops/health", TOKEN).await;
     let application = &health["application"];
 
     assert_eq!(

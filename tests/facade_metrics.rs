@@ -14,7 +14,7 @@ mod rotel;
 
 use std::time::Duration;
 
-use prometheus::{Sample, parse_samples};
+use prometheus::{Sample, parse_samples, value_of as value};
 use rotel::{AttrValue, Batch, Rotel};
 use serverwatch::ServerWatch;
 use support::{TestApp, sample, series_count};
@@ -42,18 +42,6 @@ fn assert_promtool_clean(text: &str) {
         report.success,
         report.output
     );
-}
-
-/// The one value of `name` with `labels` in a parsed exposition.
-fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
-    let found: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.name == name && s.has_labels(labels))
-        .collect();
-    match found.as_slice() {
-        [one] => one.value,
-        other => panic!("want one {name}{labels:?}, found {other:?}"),
-    }
 }
 
 /// The value of the number point of `metric` with `key` = `label`.

@@ -83,16 +83,7 @@ async fn a_failing_critical_check_makes_readiness_refuse_while_liveness_stays() 
         (503, "not ready: redis\n".to_owned())
     );
     assert_eq!(app.status("/health").await, 401, "/health keeps its token");
-    let health: serde_json::Value = app
-        .client
-        .get(app.url("/health"))
-        .bearer_auth("probe-token")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = app.json_with_token("/health", "probe-token").await;
     assert_eq!(health["status"], "unhealthy");
     assert_eq!(
         health["checks"]["redis"]["status"],

@@ -90,13 +90,7 @@ impl Conversion {
 /// `[A-Za-z0-9_]` an underscore, a leading digit guarded, and the suffixes
 /// the encoder will add taken off.
 pub(crate) fn prometheus_base(name: &str, kind: Kind, unit: MetricUnit) -> String {
-    let mut base: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    if base.is_empty() || base.starts_with(|c: char| c.is_ascii_digit()) {
-        base.insert(0, '_');
-    }
+    let mut base = sanitized(name);
     if kind == Kind::Counter {
         strip(&mut base, "_total");
     }
@@ -104,6 +98,19 @@ pub(crate) fn prometheus_base(name: &str, kind: Kind, unit: MetricUnit) -> Strin
         strip(&mut base, &format!("_{}", unit.as_str()));
     }
     base
+}
+
+/// `text` as a Prometheus name can hold it: every character outside
+/// `[A-Za-z0-9_]` an underscore, and an underscore before a leading digit.
+fn sanitized(text: &str) -> String {
+    let mut name: String = text
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+        name.insert(0, '_');
+    }
+    name
 }
 
 fn strip(base: &mut String, suffix: &str) {
@@ -116,13 +123,7 @@ fn strip(base: &mut String, suffix: &str) {
 /// name cannot hold, and `label_` before the names that the formats or
 /// serverwatch reserve (`le`, `quantile`, `otel_metric_overflow`, `__…`).
 fn prometheus_label(key: &str) -> String {
-    let mut label: String = key
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    if label.is_empty() || label.starts_with(|c: char| c.is_ascii_digit()) {
-        label.insert(0, '_');
-    }
+    let mut label = sanitized(key);
     let reserved = [
         "le",
         "quantile",
