@@ -57,7 +57,7 @@ async fn a_hanging_check_answers_within_its_timeout() {
     );
     assert_eq!(check["critical"], true);
     let seconds = check["duration_seconds"].as_f64().unwrap();
-    assert!((0.3..1.0).contains(&seconds), "{check}");
+    assert!((0.3..2.0).contains(&seconds), "{check}");
     assert!(
         took >= timeout && took < timeout + Duration::from_secs(2),
         "/health took {took:?} with a {timeout:?} timeout"
