@@ -307,3 +307,61 @@ async fn a_prometheus_client_registry_is_merged_into_metrics_only() {
     assert_eq!(err.setting(), "prometheus_registry");
     assert!(err.to_string().contains("process_cpu_seconds"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prometheus_with_native_histograms_reads_the_facade_and_the_registry() {
+    use prometheus_client::metrics::counter::Counter;
+
+    let legacy: Counter = Counter::default();
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register(
+        "legacy_jobs",
+        "Jobs run by the old scheduler",
+        legacy.clone(),
+    );
+    let watch = ServerWatch::builder()
+        .prometheus_registry(registry)
+        .build()
+        .unwrap();
+    legacy.inc_by(6);
+    metrics::with_local_recorder(&watch.metrics_recorder(), || {
+        let wait = metrics::histogram!("pick.wait_seconds", "zone" => "a");
+        for ms in 1..=100 {
+            wait.record(f64::from(ms) / 1000.0);
+        }
+    });
+    let addr = support::serve_sample(&watch).await.addr;
+    // It asks for the protobuf format, where both arrive as MetricFamily
+    // messages, the histogram with its native buckets.
+    let prom =
+        prometheus::Prometheus::start_with_features("facade", addr, &["native-histograms"]).await;
+    let answer = |promql: &'static str| {
+        let prom = &prom;
+        async move {
+            let found = prometheus::vector(&prom.query(promql).await);
+            match found.as_slice() {
+                [(_, v)] => Ok(*v),
+                other => Err(format!("{promql}: {other:?}")),
+            }
+        }
+    };
+    let count = prometheus::wait_for("the native histogram", DEADLINE, || {
+        answer("histogram_count(pick_wait_seconds{zone=\"a\"})")
+    })
+    .await;
+    assert_eq!(count, 100.0);
+    let sum = answer("histogram_sum(pick_wait_seconds{zone=\"a\"})")
+        .await
+        .unwrap();
+    assert!((sum - 5.05).abs() < 1e-9, "{sum}");
+    // The median of 1..=100 ms, within a native bucket's width (±4.4 %).
+    let p50 = answer("histogram_quantile(0.5, pick_wait_seconds{zone=\"a\"})")
+        .await
+        .unwrap();
+    assert!((p50 - 0.0505).abs() / 0.0505 < 0.05, "p50 {p50}");
+    let jobs = prometheus::wait_for("the registry's counter", DEADLINE, || {
+        answer("legacy_jobs_total{job=\"facade\"}")
+    })
+    .await;
+    assert_eq!(jobs, 6.0);
+}
