@@ -143,6 +143,11 @@ async fn busy_time_grows_under_cpu_bound_load_and_stays_flat_when_idle() {
         "{:.4} s busy over {idle:?} of idleness",
         later - after
     );
+    eprintln!(
+        "busy: +{:.3} s for {spun:.3} s of spins, then +{:.4} s over {idle:?} idle",
+        after - before,
+        later - after
+    );
 
     // /health has the same figures, per worker.
     let health = ops.health().await;
