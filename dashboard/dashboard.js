@@ -337,6 +337,7 @@
     const every = isNumber(doc && doc.interval_seconds) ? doc.interval_seconds : 5;
     const last = samples[samples.length - 1];
     setText(fields.get('request_rate'), last ? fmtRate(last.request_rate) : '–');
+    setText(byId('runtime-busy'), last ? fmtPercent(last.runtime_busy) : '–');
     byId('history-note').textContent = (
       samples.length === 0
         ? '· the first sample is taken ' + every + ' s after start'
@@ -400,6 +401,41 @@
     renderMemory(info.memory_info || {}, (h.memory_analysis && h.memory_analysis.system) || {});
     renderThreads(Array.isArray(process.threads) ? process.threads : []);
     renderDatabase(h.database || {});
+    renderRuntime(h.runtime || {});
+    renderChecks(h.checks || {});
+  }
+
+  function renderRuntime(rt) {
+    const watched = isNumber(rt.workers);
+    byId('runtime-empty').hidden = watched;
+    byId('runtime-tiles').hidden = !watched;
+    byId('runtime-flavor').textContent = watched ? '· tokio, ' + String(rt.flavor).replace('_', '-') : '';
+    setText(byId('runtime-queue'), fmtInt(rt.global_queue_depth));
+    setText(byId('runtime-tasks'), fmtInt(rt.alive_tasks));
+    setText(byId('runtime-workers'), fmtInt(rt.workers));
+    const workers = Array.isArray(rt.worker_threads) ? rt.worker_threads : [];
+    const parked = workers.filter((w) => w.parked).length;
+    byId('runtime-parked').textContent = watched ? fmtInt(parked) + ' parked' : '';
+  }
+
+  function renderChecks(checks) {
+    const names = Object.keys(checks).sort();
+    const items = names.map((name) => {
+      const c = checks[name] || {};
+      const item = make('li', 'check');
+      item.dataset.check = name;
+      const healthy = c.status === 'healthy';
+      item.append(
+        make('span', 'status ' + (healthy ? 'status-healthy' : 'status-unhealthy'), healthy ? 'healthy' : 'failing'),
+        make('span', 'check-name', name),
+        make('span', 'check-duration muted', fmtDuration(c.duration_seconds)),
+        make('span', 'check-critical muted small', c.critical ? 'critical' : 'not critical'),
+      );
+      if (!healthy) item.append(make('p', 'check-message', c.status));
+      return item;
+    });
+    byId('check-list').replaceChildren(...items);
+    byId('checks-empty').hidden = names.length > 0;
   }
 
   function renderStatusCodes(codes) {

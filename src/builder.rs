@@ -6,8 +6,12 @@ use std::sync::Arc;
 use crate::ServerWatch;
 use crate::config::{BearerToken, Config, Env};
 use crate::error::BuildError;
+use crate::integrations::checks::{CheckOptions, CheckSettings};
+#[cfg(feature = "metrics")]
+use crate::integrations::facade::{FacadeSettings, FacadeStore};
 #[cfg(feature = "mongodb")]
 use crate::integrations::mongo::MongoSettings;
+use crate::integrations::runtime::RuntimeWatch;
 use crate::integrations::system::SystemReader;
 use crate::state::State;
 use crate::state::requests::RequestStore;
@@ -35,6 +39,22 @@ pub struct Builder {
     otlp: OtlpSettings,
     #[cfg(feature = "mongodb")]
     mongo: MongoSettings,
+    checks: CheckSettings,
+    runtime: RuntimeChoice,
+    #[cfg(feature = "metrics")]
+    facade: FacadeSettings,
+    /// The app's own prometheus-client registry, merged into `/metrics`.
+    registry: Option<Arc<prometheus_client::registry::Registry>>,
+}
+
+/// Which tokio runtime is watched.
+#[derive(Debug, Clone, Default)]
+enum RuntimeChoice {
+    /// The one `build()` runs in, if any.
+    #[default]
+    Current,
+    Given(tokio::runtime::Handle),
+    Off,
 }
 
 impl Builder {
@@ -236,6 +256,174 @@ impl Builder {
         self.config
             .disabled_instruments
             .extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Route templates that are not recorded at all: requests to them count
+    /// nowhere (no series, not in flight, not in `/health` or the
+    /// dashboard). For the routes that would only add noise, such as
+    /// `/favicon.ico` or the app's own probe route. The templates are the
+    /// ones axum matched (`/assets/{*path}`), or those that a
+    /// [`route_template`](crate::RequestMetricsLayer::route_template)
+    /// function gives.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder()
+    ///     .skip_routes(["/favicon.ico", "/ping"])
+    ///     .build()?;
+    /// let err = serverwatch::ServerWatch::builder().skip_routes(["ping"]).build().unwrap_err();
+    /// assert_eq!(err.setting(), "skip_routes");
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn skip_routes<I, S>(mut self, templates: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config
+            .skip_routes
+            .extend(templates.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds a health check of a dependency: `check` resolves to `Ok` (of
+    /// anything) when it answers, to `Err` with the reason when not. It is
+    /// critical, bounded by 1 s and its result reused for 5 s (see
+    /// [`health_check_with`](Self::health_check_with) for others). `/health`
+    /// shows it under `checks`, `/metrics` as
+    /// `serverwatch_health_check_up{check="…"}`, and when it fails `/health`
+    /// answers 503 and `/readyz` refuses. The reason is shown in `/health`:
+    /// keep credentials out of it.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder()
+    ///     .health_check("redis", || async {
+    ///         // e.g. a PING on a connection from the app's pool
+    ///         Ok::<_, std::io::Error>(())
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn health_check<F, Fut, T, E>(self, name: impl Into<String>, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        self.health_check_with(name, CheckOptions::default(), check)
+    }
+
+    /// [`health_check`](Self::health_check) with its own timeout, interval,
+    /// or as a non-critical check, which is reported but never makes the
+    /// service unhealthy. Each name is used once; a wrong one fails
+    /// `build()` with the setting `health_check`.
+    ///
+    /// ```
+    /// use serverwatch::CheckOptions;
+    /// use std::time::Duration;
+    ///
+    /// let watch = serverwatch::ServerWatch::builder()
+    ///     .health_check_with(
+    ///         "recommendations",
+    ///         CheckOptions::default().timeout(Duration::from_millis(200)).critical(false),
+    ///         || async { Ok::<(), String>(()) },
+    ///     )
+    ///     .build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn health_check_with<F, Fut, T, E>(
+        mut self,
+        name: impl Into<String>,
+        options: CheckOptions,
+        check: F,
+    ) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        self.checks.add(name.into(), options, check);
+        self
+    }
+
+    /// Watches this tokio runtime rather than the one `build()` runs in:
+    /// for a `build()` outside any runtime, or an app served by another
+    /// runtime than the current one.
+    ///
+    /// ```
+    /// let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// // Outside the runtime: without the handle, nothing would be watched.
+    /// let watch = serverwatch::ServerWatch::builder()
+    ///     .runtime(runtime.handle().clone())
+    ///     .build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn runtime(mut self, handle: tokio::runtime::Handle) -> Self {
+        self.runtime = RuntimeChoice::Given(handle);
+        self
+    }
+
+    /// Whether the tokio runtime's figures are read (`tokio_runtime_*`,
+    /// `/health`'s `runtime`, the dashboard's Runtime card). Default: on,
+    /// for the runtime `build()` runs in (or the one given to
+    /// [`runtime`](Self::runtime)); they are read when a view asks, never on
+    /// the request path.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder().runtime_metrics(false).build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn runtime_metrics(mut self, on: bool) -> Self {
+        self.runtime = match (on, self.runtime) {
+            (false, _) => RuntimeChoice::Off,
+            (true, RuntimeChoice::Off) => RuntimeChoice::Current,
+            (true, kept) => kept,
+        };
+        self
+    }
+
+    /// Adds the families of an app's own `prometheus_client` registry to
+    /// `/metrics`, after serverwatch's, in every format. They go to
+    /// `/metrics` only, never over OTLP (prometheus-client keeps no points
+    /// that could be read back). A family named like one of serverwatch's
+    /// fails `build()` (setting `prometheus_registry`). Its names are
+    /// written as registered, without [`metric_prefix`](Self::metric_prefix).
+    ///
+    /// ```
+    /// use prometheus_client::{metrics::counter::Counter, registry::Registry};
+    ///
+    /// let orders: Counter = Counter::default();
+    /// let mut registry = Registry::default();
+    /// registry.register("orders", "Orders placed", orders.clone());
+    /// let watch = serverwatch::ServerWatch::builder()
+    ///     .prometheus_registry(registry)
+    ///     .build()?;
+    /// orders.inc(); // shows as orders_total on /metrics
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn prometheus_registry(mut self, registry: prometheus_client::registry::Registry) -> Self {
+        self.registry = Some(Arc::new(registry));
+        self
+    }
+
+    /// The classic bucket bounds of the `metrics`-facade histogram `name`
+    /// (as given to `histogram!`), in its unit once converted (seconds for
+    /// a time unit, bytes for a size), checked as
+    /// [`duration_buckets`](Self::duration_buckets) are. Default: the
+    /// request-duration bounds for seconds, the body-size bounds for bytes,
+    /// else 1, 2, 5, 10, … 10 000.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder()
+    ///     .metrics_histogram_buckets("checkout.items", [1.0, 2.0, 5.0, 10.0, 20.0]);
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn metrics_histogram_buckets(
+        mut self,
+        name: impl Into<String>,
+        bounds: impl Into<Vec<f64>>,
+    ) -> Self {
+        self.facade.buckets(name.into(), bounds.into());
         self
     }
 
@@ -472,12 +660,45 @@ impl Builder {
         let config = self.config.check(name_from_env)?;
         #[cfg(feature = "mongodb")]
         let mongo = self.mongo.build()?;
-        let requests = Arc::new(RequestStore::new(
+        let checks = self.checks.build()?;
+        // Family names taken: serverwatch's, then the merged registry's.
+        let mut reserved = crate::state::reserved_families();
+        if let Some(registry) = &self.registry {
+            let theirs = crate::views::prometheus::registry_families(registry);
+            // The registry's names are written as they are; serverwatch's
+            // with the prefix.
+            let ours: Vec<String> = match &config.metric_prefix {
+                Some(prefix) => reserved.iter().map(|f| format!("{prefix}_{f}")).collect(),
+                None => reserved.clone(),
+            };
+            if let Some(taken) = theirs.iter().find(|f| ours.contains(f)) {
+                return Err(BuildError::new(
+                    "prometheus_registry",
+                    format!("the registry's family {taken:?} is one of serverwatch's"),
+                ));
+            }
+            reserved.extend(theirs);
+        }
+        #[cfg(feature = "metrics")]
+        let facade = Arc::new(FacadeStore::new(
+            self.facade.build()?,
             config.max_series,
-            config.recent_errors,
-            config.bounds,
-            config.panic_messages,
+            reserved,
         ));
+        let runtime = match self.runtime {
+            RuntimeChoice::Current => RuntimeWatch::current(),
+            RuntimeChoice::Given(handle) => Some(RuntimeWatch::of(handle)),
+            RuntimeChoice::Off => None,
+        };
+        let requests = Arc::new(
+            RequestStore::new(
+                config.max_series,
+                config.recent_errors,
+                config.bounds,
+                config.panic_messages,
+            )
+            .skipping(config.skip_routes),
+        );
         let state = Arc::new(State::new(
             config.service,
             &config.disabled_instruments,
@@ -486,6 +707,10 @@ impl Builder {
             config.process_and_system_metrics,
             #[cfg(feature = "mongodb")]
             mongo,
+            checks,
+            runtime,
+            #[cfg(feature = "metrics")]
+            facade,
         ));
         #[cfg(feature = "otlp")]
         let otlp = otlp
@@ -498,7 +723,12 @@ impl Builder {
                 )
             })?;
         Ok(ServerWatch::new(
-            Views::new(state, config.bearer_token, config.metric_prefix),
+            Views::new(
+                state,
+                config.bearer_token,
+                config.metric_prefix,
+                self.registry,
+            ),
             config.path_prefix,
             #[cfg(feature = "otlp")]
             otlp,

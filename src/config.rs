@@ -48,6 +48,8 @@ pub(crate) struct Config {
     pub(crate) request_body_size_buckets: Option<Vec<f64>>,
     pub(crate) response_body_size_buckets: Option<Vec<f64>>,
     pub(crate) disabled_instruments: Vec<String>,
+    /// Route templates that are not recorded.
+    pub(crate) skip_routes: Vec<String>,
 }
 
 impl Default for Config {
@@ -66,6 +68,7 @@ impl Default for Config {
             request_body_size_buckets: None,
             response_body_size_buckets: None,
             disabled_instruments: Vec::new(),
+            skip_routes: Vec::new(),
         }
     }
 }
@@ -85,6 +88,7 @@ pub(crate) struct Checked {
     pub(crate) bounds: RequestBounds,
     /// Names of instruments that exist.
     pub(crate) disabled_instruments: Vec<String>,
+    pub(crate) skip_routes: Vec<String>,
 }
 
 impl Config {
@@ -149,6 +153,12 @@ impl Config {
         if let Some(prefix) = &self.metric_prefix {
             check_metric_prefix(prefix)?;
         }
+        if let Some(route) = self.skip_routes.iter().find(|r| !r.starts_with('/')) {
+            return Err(BuildError::new(
+                "skip_routes",
+                format!("a route template starts with '/', got {route:?}"),
+            ));
+        }
         let mut bounds = RequestBounds::default();
         for (setting, given, unit, slot) in [
             (
@@ -209,6 +219,7 @@ impl Config {
             metric_prefix: self.metric_prefix,
             process_and_system_metrics: self.process_and_system_metrics,
             bounds,
+            skip_routes: self.skip_routes,
         })
     }
 }

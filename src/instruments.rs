@@ -327,14 +327,19 @@ mod tests {
     #[cfg(feature = "mongodb")]
     #[test]
     fn the_instrument_table_is_current() {
+        use crate::integrations::checks::instruments as ck;
         use crate::integrations::mongo::instruments as db;
+        use crate::integrations::runtime::instruments as rt;
         assert_eq!(definitions(include_str!("instruments.rs")), ALL.len());
-        assert_eq!(
-            definitions(include_str!("integrations/mongo/instruments.rs")),
-            db::ALL.len()
-        );
+        for (source, all) in [
+            (include_str!("integrations/mongo/instruments.rs"), db::ALL),
+            (include_str!("integrations/runtime/instruments.rs"), rt::ALL),
+            (include_str!("integrations/checks/instruments.rs"), ck::ALL),
+        ] {
+            assert_eq!(definitions(source), all.len());
+        }
         let mut table = String::from("otel_name\totel_unit\tkind\tprometheus_family\n");
-        for i in ALL.iter().chain(db::ALL) {
+        for i in ALL.iter().chain(db::ALL).chain(rt::ALL).chain(ck::ALL) {
             table.push_str(&format!(
                 "{}\t{}\t{:?}\t{}\n",
                 i.otel_name,

@@ -20,6 +20,11 @@ pub use crate::builder::Builder;
 #[doc(inline)]
 pub use crate::error::BuildError;
 #[doc(inline)]
+pub use crate::integrations::checks::CheckOptions;
+#[cfg(feature = "metrics")]
+#[doc(inline)]
+pub use crate::integrations::facade::MetricsRecorder;
+#[doc(inline)]
 pub use crate::record::{
     AnyBody, AxumBody, RequestBody, RequestMetricsLayer, RequestMetricsService, ResponseBody,
     ResponseFuture,
@@ -168,6 +173,25 @@ impl ServerWatch {
             Ok(router) => router,
             Err(payload) => panic!("{}", collision(prefix, &*payload)),
         }
+    }
+
+    /// The recorder of the `metrics` facade (feature `metrics`): install it
+    /// with `metrics::set_global_recorder(watch.metrics_recorder())`, and
+    /// what the app records through `metrics::counter!`, `gauge!` and
+    /// `histogram!` appears on `/metrics` and in the OTLP push. serverwatch
+    /// never installs it by itself. Every clone records into the same
+    /// store.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder().build()?;
+    /// metrics::with_local_recorder(&watch.metrics_recorder(), || {
+    ///     metrics::counter!("orders.placed").increment(1);
+    /// });
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn metrics_recorder(&self) -> MetricsRecorder {
+        MetricsRecorder::new(self.inner.views.state().facade())
     }
 
     /// Stops the OTLP export after a last one, so that the final requests

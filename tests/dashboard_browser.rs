@@ -42,6 +42,8 @@ const XSS_IN_PATH: &str = "<img src=x onerror=window.__xss=1>";
 const XSS_IN_PATH_ENCODED: &str = "%3Cimg%20src=x%20onerror=window.__xss=1%3E";
 /// Markup in a panic message.
 const XSS_IN_PANIC: &str = r#"<img src=x onerror="window.__xss=1"><script>alert(1)</script>"#;
+/// Markup in a failing health check's reason.
+const XSS_IN_CHECK: &str = r#"<img src=x onerror="window.__xss=2">refused"#;
 
 /// How long any one step may take.
 const STEP: Duration = Duration::from_secs(20);
@@ -246,10 +248,15 @@ async fn wait_for_a_history_sample(client: &reqwest::Client, url: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_shows_the_health_figures_safely_at_both_sizes() {
     let started = Instant::now();
+    let not_critical = serverwatch::CheckOptions::default().critical(false);
     let watch = ServerWatch::builder()
         .service_name("dashboard-test")
         .path_prefix("/ops")
         .bearer_token(TOKEN)
+        .health_check("queue", || async { Ok::<(), String>(()) })
+        .health_check_with("cache", not_critical, || async {
+            Err::<(), _>(XSS_IN_CHECK)
+        })
         .build()
         .unwrap();
     let app = support::TestApp::serve(watch.instrument(routes())).await;
@@ -266,16 +273,7 @@ async fn the_page_shows_the_health_figures_safely_at_both_sizes() {
 
     // The page as read, then /health at once: nothing is recorded between.
     let shown = script.expect("figures").await;
-    let health: Value = app
-        .client
-        .get(app.url("/ops/health"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = app.json_with_token("/ops/health", TOKEN).await;
     let application = &health["application"];
 
     assert_eq!(
@@ -349,6 +347,41 @@ async fn the_page_shows_the_health_figures_safely_at_both_sizes() {
         shown["database_text"]
     );
 
+    // The runtime card and the checks, as /health has them; markup in a
+    // check's reason is text.
+    let runtime = &health["runtime"];
+    assert_eq!(shown_count(&shown["runtime_workers"]), 2, "{runtime}");
+    assert_eq!(
+        shown_count(&shown["runtime_workers"]),
+        runtime["workers"].as_u64().unwrap()
+    );
+    assert!(
+        shown["runtime_flavor"]
+            .as_str()
+            .unwrap()
+            .contains("multi-thread"),
+        "{}",
+        shown["runtime_flavor"]
+    );
+    let busy = shown["runtime_busy"].as_str().unwrap();
+    let (busy, _) = shown_decimal(busy);
+    assert!((0.0..=100.0).contains(&busy), "busy {busy}");
+    assert_eq!(
+        shown["checks"],
+        serde_json::json!({"cache": "failing", "queue": "healthy"})
+    );
+    assert_eq!(health["checks"]["cache"]["critical"], false);
+    assert!(
+        shown["checks_text"]
+            .as_str()
+            .unwrap()
+            .contains(XSS_IN_CHECK),
+        "{}",
+        shown["checks_text"]
+    );
+    assert_eq!(shown["checks_markup"], 0, "no element came from a check");
+    assert_eq!(shown["status"], "healthy", "a non-critical check fails");
+
     let done = script.expect("done").await;
     for (size, report) in done["sizes"].as_object().unwrap() {
         let charts = report["charts"].as_object().unwrap();
@@ -383,7 +416,7 @@ async fn the_page_shows_the_health_figures_safely_at_both_sizes() {
             "{size}: horizontal overflow: {layout}"
         );
         let cards = layout["cards"].as_object().unwrap();
-        assert_eq!(cards.len(), 8, "{size}: {cards:?}");
+        assert_eq!(cards.len(), 9, "{size}: {cards:?}");
         for (id, card) in cards {
             assert_eq!(card["visible"], true, "{size}: card {id} is hidden");
             assert!(

@@ -9,7 +9,7 @@ mod prometheus;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
-use prometheus::{DEADLINE, Sample, counts_by_series, parse_samples, wait_for};
+use prometheus::{DEADLINE, Sample, counts_by_series, parse_samples, value_of, wait_for};
 
 const OPENMETRICS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0";
 
@@ -74,18 +74,6 @@ fn classic_families(text: &str) -> BTreeMap<String, (String, Vec<String>)> {
         }
     }
     families
-}
-
-/// The value of the one sample named `name` with the `labels`.
-fn value_of(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
-    let found: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.name == name && s.has_labels(labels))
-        .collect();
-    match found.as_slice() {
-        [one] => one.value,
-        other => panic!("want one {name}{labels:?}, found {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,7 +40,7 @@ use serverwatch::{Builder, ServerWatch};
 use support::TestApp;
 
 use mongo::{BlackHole, Nx, ProxyMode, WireProxy};
-use prometheus::Sample;
+use prometheus::{Sample, value_of};
 
 /// The probe's default timeout.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -109,18 +109,6 @@ async fn metrics(app: &TestApp) -> (String, Duration) {
     let (status, body, took) = get(app, "/metrics", None).await;
     assert_eq!(status, 200, "/metrics answered {status}: {body}");
     (body, took)
-}
-
-/// The value of the one sample `name` with `labels`.
-fn value_of(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
-    let found: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.name == name && s.has_labels(labels))
-        .collect();
-    match found.as_slice() {
-        [one] => one.value,
-        other => panic!("want one {name}{labels:?}, found {other:?}"),
-    }
 }
 
 /// `db_client_operation_duration_seconds_count` by (operation, namespace,

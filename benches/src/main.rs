@@ -38,6 +38,15 @@
 //! each of the 10 000 routes of a `-10k` variant once, in process, then
 //! times N `/metrics` scrapes (CPU time of the thread) and prints the median
 //! and the body size: for a profiler.
+//! `bench-server --facade` times one `metrics::counter!(…).increment(1)` and
+//! one `metrics::histogram!(…).record(…)`, each with a label, through
+//! serverwatch's recorder and through `metrics-exporter-prometheus`'s, in
+//! the same run: the macro as apps write it (a lookup of the series, then
+//! the update), and on a handle kept from an earlier call.
+//!
+//! The in-process variant `serverwatch-no-runtime` is `serverwatch` with
+//! `runtime_metrics(false)`: the runtime's figures are read only by the
+//! views, so the request path must cost the same.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -52,7 +61,7 @@ use tokio::net::TcpListener;
 const USAGE: &str = "usage: bench-server --variant \
     bare|noop|noop-traced|serverwatch|serverwatch-traced|serverwatch-otlp|axum-prometheus|axum-otel-metrics|serverwatch-10k \
     --listen HOST:PORT [--threads N]\n       bench-server --inproc [--requests N] [--variant V[,V...]]\n       \
-    bench-server --series-insert\n       \
+    bench-server --series-insert\n       bench-server --facade\n       \
     bench-server --scrape serverwatch-10k|axum-prometheus-10k [--scrapes N] [--accept-encoding E]";
 
 struct Args {
@@ -73,6 +82,7 @@ enum Mode {
         accept_encoding: Option<String>,
     },
     SeriesInsert,
+    Facade,
 }
 
 fn parse_args() -> Result<Mode, String> {
@@ -113,6 +123,7 @@ fn parse_args() -> Result<Mode, String> {
                     .ok_or(format!("--scrapes {v:?}: expected a positive integer"))?;
             }
             "--accept-encoding" => accept_encoding = Some(value()?),
+            "--facade" => return Ok(Mode::Facade),
             "--requests" => {
                 let v = value()?;
                 requests = v
@@ -154,6 +165,10 @@ fn main() {
                 .build()
                 .expect("tokio runtime");
             runtime.block_on(series_insert());
+            return;
+        }
+        Ok(Mode::Facade) => {
+            facade();
             return;
         }
         Ok(Mode::InProcess { requests, only }) => {
@@ -216,6 +231,10 @@ fn router(variant: &str) -> Result<Router, Box<dyn std::error::Error>> {
             .instrument(app())
             .layer(InSpanLayer),
         "serverwatch" => serverwatch::ServerWatch::builder()
+            .build()?
+            .instrument(app()),
+        "serverwatch-no-runtime" => serverwatch::ServerWatch::builder()
+            .runtime_metrics(false)
             .build()?
             .instrument(app()),
         // Pushing every second to the OTLP receiver that benches/run starts.
@@ -319,6 +338,7 @@ async fn in_process(requests: u64, only: Option<&str>) {
         "serverwatch",
         "noop-traced",
         "serverwatch-traced",
+        "serverwatch-no-runtime",
         "axum-prometheus",
         "axum-otel-metrics",
     ];
@@ -424,6 +444,59 @@ async fn series_insert() {
         }
         println!("| {size} | {insert:.0} | {lookup:.0} |");
     }
+}
+
+/// Times the facade's two hot calls through each recorder: CPU ns per
+/// call, fastest of 7 rounds (the first warms up), the recorders in turn.
+fn facade() {
+    const CALLS: u64 = 2_000_000;
+    const ROUNDS: usize = 7;
+    let watch = serverwatch::ServerWatch::builder()
+        .build()
+        .expect("a valid configuration");
+    let ours = watch.metrics_recorder();
+    let theirs = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let recorders: [(&str, &dyn metrics::Recorder); 2] =
+        [("serverwatch", &ours), ("metrics-exporter-prometheus", &theirs)];
+    let calls = [
+        "`counter!(…).increment(1)`",
+        "`histogram!(…).record(v)`",
+        "`increment(1)` on a kept `Counter`",
+        "`record(v)` on a kept `Histogram`",
+    ];
+    let mut best = [[f64::INFINITY; 2]; 4];
+    for round in 0..ROUNDS {
+        for (r, (_, recorder)) in recorders.iter().enumerate() {
+            metrics::with_local_recorder(*recorder, || {
+                let counter = metrics::counter!("bench.kept", "region" => "eu");
+                let histogram = metrics::histogram!("bench.kept_latency", "region" => "eu");
+                for (call, best) in best.iter_mut().enumerate() {
+                    let start = thread_cpu_nanos();
+                    for n in 0..CALLS {
+                        let v = (n % 1000) as f64 * 1e-4;
+                        match call {
+                            0 => metrics::counter!("bench.orders", "region" => "eu").increment(1),
+                            1 => metrics::histogram!("bench.latency", "region" => "eu").record(v),
+                            2 => counter.increment(1),
+                            _ => histogram.record(v),
+                        }
+                    }
+                    let ns = (thread_cpu_nanos() - start) as f64 / CALLS as f64;
+                    if round > 0 {
+                        best[r] = best[r].min(ns);
+                    }
+                }
+            });
+        }
+    }
+    println!(
+        "| call (one label) | serverwatch: CPU ns | metrics-exporter-prometheus 0.18: CPU ns |"
+    );
+    println!("|---|--:|--:|");
+    for (name, ns) in calls.iter().zip(&best) {
+        println!("| {name} | {:.1} | {:.1} |", ns[0], ns[1]);
+    }
+    std::hint::black_box(&watch);
 }
 
 /// Answers every request with an empty 200.

@@ -65,8 +65,11 @@ pub(super) struct InFlight {
     start: Instant,
     /// The sampled trace the request is handled in.
     span: Option<SpanIds>,
-    /// Set once a [`Completion`] recorded the request.
+    /// Set once a [`Completion`] recorded the request, and from the start
+    /// for a route that is not recorded.
     recorded: bool,
+    /// A route the app said not to record: it counts nowhere.
+    skipped: bool,
     /// Offered to the route when it may be an observability route.
     claim: Option<Arc<Claim>>,
     /// The route took the claim: the request is neither recorded nor ended
@@ -81,8 +84,11 @@ impl InFlight {
         route: Route,
         request_bytes: Option<Counter>,
         claim: Option<Arc<Claim>>,
+        skipped: bool,
     ) -> Self {
-        store.start(method);
+        if !skipped {
+            store.start(method);
+        }
         Self {
             store,
             method,
@@ -90,7 +96,8 @@ impl InFlight {
             request_bytes,
             start: Instant::now(),
             span: super::span::current(),
-            recorded: false,
+            recorded: skipped,
+            skipped,
             claim,
             taken: false,
         }
@@ -119,6 +126,9 @@ impl InFlight {
         response: u64,
         message: Option<&str>,
     ) {
+        if self.skipped {
+            return;
+        }
         self.recorded = true;
         if let Some(claim) = self.claim.take() {
             self.taken = claim.settle();
@@ -148,6 +158,9 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        if self.skipped {
+            return;
+        }
         if !self.recorded {
             self.record(NO_STATUS, Some(ErrorKind::Aborted), 0, None);
         }

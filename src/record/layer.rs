@@ -229,7 +229,9 @@ impl<K> RequestMetricsLayer<K> {
     fn start<B: http_body::Body>(&self, request: &mut Request<B>) -> (InFlight, Option<Counter>) {
         let method = Method::from_http(request.method());
         let route = self.route(request);
-        let claim = self.may_be_observability(&route, request).then(|| {
+        // A skipped request is in no gauge, so no route may take it off one.
+        let skipped = self.store.skips(route.as_str());
+        let claim = (!skipped && self.may_be_observability(&route, request)).then(|| {
             let claim = Claim::new(Arc::clone(&self.store), method);
             Claims::offer(request.extensions_mut(), Arc::clone(&claim));
             claim
@@ -241,6 +243,7 @@ impl<K> RequestMetricsLayer<K> {
             route,
             counter.clone(),
             claim,
+            skipped,
         );
         (in_flight, counter)
     }

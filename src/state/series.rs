@@ -73,6 +73,18 @@ impl<K: Hash + Eq, V> SeriesSet<K, V> {
         true
     }
 
+    /// `read` of the value of `key`, if it is in the set: a lookup only.
+    #[cfg_attr(
+        not(feature = "metrics"),
+        allow(dead_code, reason = "used by the metrics facade")
+    )]
+    pub(crate) fn get<Q, T>(&self, key: &Q, read: impl FnOnce(&V) -> T) -> Option<T>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        self.map.pin().get(key).map(read)
+    }
+
     /// `read` of every label set and its value, in no particular order.
     pub(crate) fn collect<T>(&self, mut read: impl FnMut(&K, &V) -> T) -> Vec<T> {
         self.map.pin().iter().map(|(k, v)| read(k, v)).collect()

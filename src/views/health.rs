@@ -17,6 +17,8 @@ use crate::state::requests::{NO_STATUS, RecentError, RequestSummary};
 
 /// The `database.status` value while no database is watched.
 pub(crate) const DATABASE_NOT_CONFIGURED: &str = "not configured";
+/// The `runtime.flavor` value while no tokio runtime is watched.
+pub(crate) const RUNTIME_NOT_WATCHED: &str = "none";
 
 /// The whole document.
 #[derive(Debug, Serialize)]
@@ -27,6 +29,10 @@ pub(crate) struct HealthReport {
     pub(crate) database: serde_json::Value,
     pub(crate) memory_analysis: MemorySection,
     pub(crate) application: Application,
+    /// The app's health checks by name: status, duration, critical.
+    pub(crate) checks: serde_json::Value,
+    /// The tokio runtime's figures, or `{"flavor": "none"}`.
+    pub(crate) runtime: serde_json::Value,
 }
 
 #[derive(Debug, Serialize)]
@@ -184,12 +190,19 @@ impl HealthReport {
     /// Reads the state; probes the database if its last probe is older
     /// than the probe interval (bounded by the probe timeout).
     pub(crate) async fn read(state: &State) -> Self {
-        let (healthy, database) = match state.database().await {
+        let checks = state.start_checks(false);
+        let (database_healthy, database) = match state.database().await {
             Some(section) => (section.healthy, section.body),
             None => (
                 true,
                 serde_json::json!({ "status": DATABASE_NOT_CONFIGURED }),
             ),
+        };
+        let checks = checks.report().await;
+        let healthy = database_healthy && checks.failed_critical.is_empty();
+        let runtime = match state.runtime() {
+            Some(reading) => serde_json::to_value(reading).unwrap_or_default(),
+            None => serde_json::json!({ "flavor": RUNTIME_NOT_WATCHED }),
         };
         let memory_analysis = match state.system().await {
             Some(system) => MemorySection::Read(Box::new(memory_analysis(&system))),
@@ -207,6 +220,8 @@ impl HealthReport {
             database,
             memory_analysis,
             application: application(&state.requests().summary()),
+            checks: checks.body,
+            runtime,
         }
     }
 

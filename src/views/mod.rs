@@ -31,6 +31,8 @@ pub(crate) struct Views {
     metric_prefix: Option<String>,
     #[cfg(feature = "dashboard")]
     history: Arc<dashboard::History>,
+    /// The app's own prometheus-client registry, added to `/metrics`.
+    registry: Option<Arc<prometheus_client::registry::Registry>>,
 }
 
 impl Views {
@@ -39,6 +41,7 @@ impl Views {
         state: Arc<State>,
         bearer_token: Option<BearerToken>,
         metric_prefix: Option<String>,
+        registry: Option<Arc<prometheus_client::registry::Registry>>,
     ) -> Self {
         Self {
             #[cfg(feature = "dashboard")]
@@ -46,6 +49,7 @@ impl Views {
             state,
             access: Access::new(bearer_token),
             metric_prefix,
+            registry,
         }
     }
 
@@ -59,6 +63,10 @@ impl Views {
 
     pub(crate) fn access(&self) -> &Access {
         &self.access
+    }
+
+    pub(crate) fn registry(&self) -> Option<&prometheus_client::registry::Registry> {
+        self.registry.as_deref()
     }
 
     #[cfg(feature = "dashboard")]

@@ -1,5 +1,7 @@
 //! The observability routes (`/metrics`, `/health`, and `/dashboard` with
-//! its feature), protected when a token is set.
+//! its feature), protected when a token is set, and the probes of an
+//! orchestrator (`/livez`, `/readyz`), which are not: they tell nothing but
+//! whether the service is up and ready.
 
 use std::sync::Arc;
 
@@ -28,7 +30,17 @@ pub(crate) const PATHS: &[&str] = &[
     "/dashboard/history",
     #[cfg(feature = "dashboard")]
     "/dashboard/assets/{name}",
+    LIVENESS_PATH,
+    READINESS_PATH,
 ];
+
+/// The liveness probe's path: 200 while the process answers. It touches no
+/// dependency, so that an orchestrator never restarts a healthy process
+/// for a database that is down.
+pub(crate) const LIVENESS_PATH: &str = "/livez";
+/// The readiness probe's path: 200 while every critical check (and the
+/// database's probe) passes, else 503 and the names of those that fail.
+pub(crate) const READINESS_PATH: &str = "/readyz";
 
 /// Builds the router.
 pub(crate) fn router<S>(views: Arc<Views>) -> Router<S>
@@ -48,6 +60,10 @@ where
     } else {
         routes
     };
+    // Outside the token: an orchestrator's probes carry none.
+    let routes = routes
+        .route(LIVENESS_PATH, get(liveness))
+        .route(READINESS_PATH, get(readiness));
     // Outermost, so that refused requests are not recorded either.
     routes
         .layer(middleware::map_request(unrecorded))
@@ -63,7 +79,12 @@ async fn unrecorded(request: Request) -> Request {
 async fn metrics(State(views): State<Arc<Views>>, headers: HeaderMap) -> Response {
     let state = views.state();
     state.refresh_probes_in_background();
-    prometheus::response(state.read_families().await, &headers, views.metric_prefix())
+    prometheus::response(
+        state.read_families().await,
+        views.registry(),
+        &headers,
+        views.metric_prefix(),
+    )
 }
 
 async fn health(State(views): State<Arc<Views>>) -> Response {
@@ -78,6 +99,39 @@ async fn health(State(views): State<Arc<Views>>) -> Response {
             ),
         ],
         axum::Json(report),
+    )
+        .into_response()
+}
+
+async fn liveness() -> Response {
+    probe_answer(http::StatusCode::OK, "ok\n".to_owned())
+}
+
+async fn readiness(State(views): State<Arc<Views>>) -> Response {
+    let failed = views.state().not_ready().await;
+    if failed.is_empty() {
+        probe_answer(http::StatusCode::OK, "ok\n".to_owned())
+    } else {
+        let names = failed.join(", ");
+        probe_answer(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {names}\n"),
+        )
+    }
+}
+
+/// A probe's answer: plain text, never cached.
+fn probe_answer(status: http::StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+        ],
+        body,
     )
         .into_response()
 }

@@ -48,6 +48,14 @@ function shownFigures() {
     recent_errors_items: document.querySelectorAll('#error-list > li').length,
     recent_errors_markup: document.querySelectorAll('#error-list img, #error-list script').length,
     database_text: text(document.getElementById('database')),
+    runtime_flavor: text(document.getElementById('runtime-flavor')),
+    runtime_workers: text(document.getElementById('runtime-workers')),
+    runtime_busy: text(document.getElementById('runtime-busy')),
+    checks: Object.fromEntries(
+      Array.from(document.querySelectorAll('#check-list > li'), (li) => [li.dataset.check, text(li.querySelector('.status'))]),
+    ),
+    checks_text: text(document.getElementById('check-list')),
+    checks_markup: document.querySelectorAll('#check-list img, #check-list script').length,
     xss: typeof window.__xss === 'undefined' ? null : String(window.__xss),
     location: window.location.href,
   };

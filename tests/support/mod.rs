@@ -47,6 +47,12 @@ impl TestApp {
     pub async fn health(&self) -> serde_json::Value {
         self.get("/health").await.json().await.unwrap()
     }
+
+    /// The JSON document at `path`, asked for with the bearer `token`.
+    pub async fn json_with_token(&self, path: &str, token: &str) -> serde_json::Value {
+        let response = self.client.get(self.url(path)).bearer_auth(token);
+        response.send().await.unwrap().json().await.unwrap()
+    }
 }
 
 /// The routes of the demo: `/items/{id}` (404 for 0), `/fail` (500),

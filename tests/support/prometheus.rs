@@ -188,6 +188,19 @@ impl Sample {
     }
 }
 
+/// The value of the one sample named `name` with the `labels`; fails the
+/// test when there is none or more than one.
+pub fn value_of(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    let found: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.name == name && s.has_labels(labels))
+        .collect();
+    match found.as_slice() {
+        [one] => one.value,
+        other => panic!("want one {name}{labels:?}, found {other:?}"),
+    }
+}
+
 fn parse_value(s: &str) -> Option<f64> {
     match s {
         "+Inf" | "inf" => Some(f64::INFINITY),

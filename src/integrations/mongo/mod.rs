@@ -15,10 +15,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::integrations::probe::Probe;
 use crate::state::histogram::Totals;
 use crate::state::reading::{HealthSection, OVERFLOW_LABEL};
 use events::DriverMetrics;
-use probe::Probe;
 pub(crate) use settings::MongoSettings;
 
 /// What serverwatch watches of MongoDB.

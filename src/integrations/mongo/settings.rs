@@ -9,7 +9,7 @@ use mongodb::options::ClientOptions;
 
 use super::MongoWatch;
 use super::events::DriverMetrics;
-use super::probe::Probe;
+use super::probe::ping_probe;
 use super::redact::Secrets;
 use crate::error::BuildError;
 
@@ -113,7 +113,7 @@ impl MongoSettings {
             driver: self.driver,
             probe: self
                 .client
-                .map(|c| Arc::new(Probe::new(c, self.timeout, self.interval, self.secrets))),
+                .map(|c| Arc::new(ping_probe(c, self.secrets, self.timeout, self.interval))),
         }))
     }
 }

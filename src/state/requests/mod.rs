@@ -134,6 +134,8 @@ pub(crate) struct RequestStore {
     recent_errors_capacity: usize,
     /// Whether the recent errors keep a panic's message.
     panic_messages: bool,
+    /// Route templates that are not recorded.
+    skipped: Box<[Box<str>]>,
 }
 
 impl RequestStore {
@@ -154,7 +156,21 @@ impl RequestStore {
             recent_errors: Mutex::new(VecDeque::with_capacity(recent_errors_capacity)),
             recent_errors_capacity,
             panic_messages,
+            skipped: Box::default(),
         }
+    }
+
+    /// The same store, recording nothing of the routes whose templates are
+    /// in `routes`.
+    pub(crate) fn skipping(mut self, routes: Vec<String>) -> Self {
+        self.skipped = routes.into_iter().map(String::into_boxed_str).collect();
+        self
+    }
+
+    /// Whether requests to `route` (a template) are not recorded: a few
+    /// string comparisons, none without skipped routes.
+    pub(crate) fn skips(&self, route: &str) -> bool {
+        self.skipped.iter().any(|s| **s == *route)
     }
 
     /// A request started.

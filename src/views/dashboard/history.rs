@@ -40,6 +40,9 @@ pub(crate) struct Sample {
     pub(crate) rss_bytes: Option<u64>,
     /// Requests per second by route template.
     pub(crate) routes: BTreeMap<String, f64>,
+    /// Share of the tokio workers' time spent running tasks, in %
+    /// (`null` without a watched runtime).
+    pub(crate) runtime_busy: Option<f64>,
 }
 
 /// The JSON document of the history endpoint.
@@ -56,7 +59,16 @@ pub(crate) struct HistoryDocument {
 #[derive(Debug, Default)]
 pub(crate) struct History {
     samples: Mutex<VecDeque<Sample>>,
-    previous: Mutex<Option<(SystemTime, RequestSummary)>>,
+    previous: Mutex<Option<Baseline>>,
+}
+
+/// What the next sample is the difference from.
+#[derive(Debug)]
+struct Baseline {
+    time: SystemTime,
+    summary: RequestSummary,
+    /// The runtime workers' busy time, and how many there are.
+    busy: Option<(Duration, usize)>,
 }
 
 impl History {
@@ -83,12 +95,17 @@ impl History {
     /// Takes one sample at `now`; the first call only sets the baseline.
     fn sample(&self, state: &State, now: SystemTime) {
         let summary = state.requests().summary();
+        let busy = state.runtime_busy();
         let mut previous = self.previous.lock();
-        if let Some((then, before)) = previous.as_ref() {
-            let seconds = now.duration_since(*then).unwrap_or_default().as_secs_f64();
+        if let Some(before) = previous.as_ref() {
+            let seconds = now
+                .duration_since(before.time)
+                .unwrap_or_default()
+                .as_secs_f64();
             if seconds > 0.0 {
                 let rss_bytes = state.system_now().map(|s| s.process.resident_bytes);
-                let sample = difference(before, &summary, seconds, now, rss_bytes);
+                let mut sample = difference(&before.summary, &summary, seconds, now, rss_bytes);
+                sample.runtime_busy = busy_percent(before.busy, busy, seconds);
                 let mut samples = self.samples.lock();
                 if samples.len() == CAPACITY {
                     samples.pop_front();
@@ -96,7 +113,11 @@ impl History {
                 samples.push_back(sample);
             }
         }
-        *previous = Some((now, summary));
+        *previous = Some(Baseline {
+            time: now,
+            summary,
+            busy,
+        });
     }
 
     /// The samples, oldest first.
@@ -106,6 +127,18 @@ impl History {
             samples: self.samples.lock().iter().cloned().collect(),
         }
     }
+}
+
+/// The workers' busy share of the interval, in %: busy time over the
+/// interval's length times the workers, at most 100.
+fn busy_percent(
+    before: Option<(Duration, usize)>,
+    now: Option<(Duration, usize)>,
+    seconds: f64,
+) -> Option<f64> {
+    let ((then, _), (busy, workers)) = (before?, now?);
+    let share = busy.saturating_sub(then).as_secs_f64() / (seconds * workers.max(1) as f64);
+    Some((share * 100.0).min(100.0))
 }
 
 fn difference(
@@ -137,6 +170,7 @@ fn difference(
                 (route.clone(), n as f64 / seconds)
             })
             .collect(),
+        runtime_busy: None,
     }
 }
 
@@ -180,5 +214,14 @@ mod tests {
         let doc = history.document();
         assert_eq!(doc.samples.len(), CAPACITY);
         assert_eq!(doc.samples.last().unwrap().request_rate, 0.0);
+    }
+
+    #[test]
+    fn the_busy_share_is_of_every_worker_over_the_interval() {
+        let second = Duration::from_secs(1);
+        let busy = |s: u64, workers| Some((second * s as u32, workers));
+        assert_eq!(busy_percent(busy(10, 2), busy(15, 2), 5.0), Some(50.0));
+        assert_eq!(busy_percent(busy(0, 1), busy(9, 1), 5.0), Some(100.0));
+        assert_eq!(busy_percent(None, busy(9, 1), 5.0), None);
     }
 }

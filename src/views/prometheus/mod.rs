@@ -12,6 +12,9 @@
 //! written, with gzip), so a scrape never holds its whole text.
 
 mod collector;
+mod registry;
+
+pub(crate) use registry::families as registry_families;
 
 use std::io::Write as _;
 use std::pin::Pin;
@@ -157,9 +160,11 @@ impl Encoding {
 
 /// The `/metrics` response to a scrape with these request headers: the
 /// text of `families`, written (and compressed) a chunk at a time as the
-/// connection takes it, with `prefix` and `_` before every name.
+/// connection takes it, with `prefix` and `_` before every name, then the
+/// app's own `registry` as it is.
 pub(crate) fn response(
     families: Vec<Family>,
+    registry: Option<&prometheus_client::registry::Registry>,
     request: &HeaderMap,
     prefix: Option<&str>,
 ) -> Response {
@@ -170,21 +175,25 @@ pub(crate) fn response(
     };
     let format = Format::negotiate(text(header::ACCEPT));
     let encoding = Encoding::negotiate(text(header::ACCEPT_ENCODING));
+    let theirs = registry
+        .map(|r| registry::encode(r, format))
+        .unwrap_or_default();
     let body = match format {
         // A tenth of the text's size: encoded whole, compressed whole.
         Format::Protobuf => {
-            let bytes = collector::protobuf(families, prefix);
+            let mut bytes = collector::protobuf(families, prefix);
+            bytes.extend(theirs);
             Body::from(match encoding {
                 Encoding::Identity => bytes,
                 Encoding::Gzip => gzip(&bytes),
             })
         }
         Format::OpenMetrics => Body::new(TextBody::new(
-            Text::new(families, TextFormat::OpenMetrics, prefix),
+            Text::new(families, TextFormat::OpenMetrics, prefix).then(theirs),
             encoding,
         )),
         Format::Prometheus => Body::new(TextBody::new(
-            Text::new(families, TextFormat::Prometheus, prefix),
+            Text::new(families, TextFormat::Prometheus, prefix).then(theirs),
             encoding,
         )),
     };
@@ -285,6 +294,8 @@ struct Text {
     format: TextFormat,
     /// Written before every name, with `_`.
     prefix: Option<String>,
+    /// Text written as it is after the families (before `# EOF`).
+    tail: Vec<u8>,
     family: usize,
     point: usize,
     /// Whether the current family's descriptor is written.
@@ -301,6 +312,7 @@ impl Text {
             families,
             format,
             prefix: prefix.map(|p| format!("{p}_")),
+            tail: Vec::new(),
             family: 0,
             point: 0,
             described: false,
@@ -308,6 +320,12 @@ impl Text {
             buckets: Buckets::default(),
             labels: Vec::with_capacity(256),
         }
+    }
+
+    /// The same, with `tail` written as it is after the families.
+    fn then(mut self, tail: Vec<u8>) -> Self {
+        self.tail = tail;
+        self
     }
 
     /// Writes on into `out` until it holds [`CHUNK`] bytes; false once
@@ -353,6 +371,7 @@ impl Text {
             self.point = 0;
             self.described = false;
         }
+        out.append(&mut self.tail);
         if self.format == TextFormat::OpenMetrics {
             out.extend_from_slice(b"# EOF\n");
         }
