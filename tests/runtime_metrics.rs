@@ -264,3 +264,24 @@ fn without_a_runtime_nothing_is_read_and_health_says_so() {
         assert_eq!(gauge(&ops, "tokio_runtime_workers").await, 1.0);
     });
 }
+
+/// The per-worker counters cost a series per worker: they can be left out
+/// by name, and the rest of the runtime's figures stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_worker_counters_can_be_disabled_by_name() {
+    let watch = ServerWatch::builder()
+        .disable_instruments([
+            "tokio.runtime.worker.parks",
+            "tokio_runtime_worker_park_unparks",
+        ])
+        .build()
+        .unwrap();
+    let ops = TestApp::serve(watch.router()).await;
+    let text = ops.metrics().await;
+    assert!(!text.contains("tokio_runtime_worker_park"), "{text}");
+    assert!(
+        text.contains("tokio_runtime_worker_busy_time_seconds_total"),
+        "{text}"
+    );
+    assert_eq!(gauge(&ops, "tokio_runtime_workers").await, 2.0);
+}
