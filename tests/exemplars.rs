@@ -87,17 +87,6 @@ fn trace_ids(n: usize) -> Vec<u128> {
 }
 
 /// The OpenMetrics text of `/metrics`.
-async fn openmetrics(app: &TestApp) -> String {
-    app.client
-        .get(app.url("/metrics"))
-        .header("accept", "application/openmetrics-text; version=1.0.0")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
 
 #[tokio::test]
 async fn a_real_prometheus_stores_the_trace_ids_of_the_requests_made_in_spans() {
@@ -139,7 +128,7 @@ async fn a_real_prometheus_stores_the_trace_ids_of_the_requests_made_in_spans() 
 
     // The formats: OpenMetrics with exemplars is valid for the strict
     // parser; the classic text carries none and stays promtool-clean.
-    let text = openmetrics(&app).await;
+    let text = app.openmetrics().await;
     assert!(text.contains(" # {trace_id=\""), "{text}");
     parse_openmetrics_strict(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let classic = app.metrics().await;
@@ -153,16 +142,7 @@ async fn a_real_prometheus_stores_the_trace_ids_of_the_requests_made_in_spans() 
 
     // The protobuf format carries them too: on the classic bucket, and
     // among the native histogram's exemplars.
-    let protobuf = app
-        .client
-        .get(app.url("/metrics"))
-        .header("accept", PROTOBUF_ACCEPT)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let protobuf = app.metrics_as(PROTOBUF_ACCEPT).await;
     let families = decode_protobuf(&protobuf);
     let duration = families
         .iter()
@@ -253,7 +233,7 @@ async fn a_tracing_span_leaves_its_trace_on_the_bucket_and_over_otlp() {
     send(&app, "/traced", Some(traceparent(trace, 7))).await;
     send(&app, "/untraced", None).await;
 
-    let text = openmetrics(&app).await;
+    let text = app.openmetrics().await;
     let wanted = format!("trace_id=\"{trace:032x}\"");
     let lines: Vec<&str> = text.lines().filter(|l| l.contains(&wanted)).collect();
     assert_eq!(lines.len(), 1, "one bucket carries the trace:\n{text}");

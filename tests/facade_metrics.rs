@@ -17,22 +17,9 @@ use std::time::Duration;
 use prometheus::{Sample, parse_samples, value_of as value};
 use rotel::{AttrValue, Batch, Rotel};
 use serverwatch::ServerWatch;
-use support::{TestApp, sample, series_count};
+use support::{sample, series_count};
 
 const DEADLINE: Duration = Duration::from_secs(30);
-const OPENMETRICS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0";
-
-async fn openmetrics(app: &TestApp) -> String {
-    app.client
-        .get(app.url("/metrics"))
-        .header(reqwest::header::ACCEPT, OPENMETRICS_ACCEPT)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
 
 fn assert_promtool_clean(text: &str) {
     let report = prometheus::promtool_check_metrics(text);
@@ -131,7 +118,7 @@ async fn facade_metrics_reach_metrics_and_otlp_with_equal_values() {
     );
 
     // OpenMetrics: the strict parser accepts it, with the same numbers.
-    let om = openmetrics(&app).await;
+    let om = app.openmetrics().await;
     let families = prometheus::parse_openmetrics_strict(&om)
         .unwrap_or_else(|e| panic!("the strict OpenMetrics parser failed:\n{e}\non:\n{om}"));
     let kind = |n: &str| {
@@ -272,7 +259,7 @@ async fn a_prometheus_client_registry_is_merged_into_metrics_only() {
     );
     assert!(sample(&text, "process_cpu_seconds_total", &[]).is_some());
 
-    let om = openmetrics(&app).await;
+    let om = app.openmetrics().await;
     let families = prometheus::parse_openmetrics_strict(&om)
         .unwrap_or_else(|e| panic!("the strict OpenMetrics parser failed:\n{e}\non:\n{om}"));
     assert!(families.iter().any(|f| f.name == "legacy_jobs"));

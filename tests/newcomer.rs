@@ -324,16 +324,7 @@ async fn a_metric_prefix_and_no_process_or_system_metrics() {
     }
 
     // The protobuf format too (prometheus-client puts the prefix on).
-    let protobuf = app
-        .client
-        .get(app.url("/metrics"))
-        .header("accept", PROTOBUF_ACCEPT)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let protobuf = app.metrics_as(PROTOBUF_ACCEPT).await;
     let families = decode_protobuf(&protobuf);
     assert!(
         families

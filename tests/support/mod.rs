@@ -11,6 +11,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serverwatch::ServerWatch;
 
+/// What a scraper sends to ask for OpenMetrics.
+pub const OPENMETRICS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0";
+
 /// A served app; the server task ends with the test's runtime.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -42,6 +45,27 @@ impl TestApp {
 
     pub async fn metrics(&self) -> String {
         self.get("/metrics").await.text().await.unwrap()
+    }
+
+    /// `/metrics` in the format that `accept` asks for.
+    pub async fn metrics_as(&self, accept: &str) -> Vec<u8> {
+        let request = self
+            .client
+            .get(self.url("/metrics"))
+            .header("accept", accept);
+        request
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
+    /// `/metrics` in OpenMetrics.
+    pub async fn openmetrics(&self) -> String {
+        String::from_utf8(self.metrics_as(OPENMETRICS_ACCEPT).await).unwrap()
     }
 
     pub async fn health(&self) -> serde_json::Value {
