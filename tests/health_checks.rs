@@ -5,6 +5,9 @@
 
 mod support;
 
+#[path = "support/rotel.rs"]
+mod rotel;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -209,4 +212,48 @@ fn wrong_checks_fail_the_build_naming_the_setting() {
         .build()
         .unwrap_err();
     assert_eq!(err.setting(), "health_check");
+}
+
+/// With OTLP alone (nobody scrapes `/metrics` or asks `/health`), the
+/// exports keep a check's result current: a dependency that goes down
+/// shows in the push.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_otlp_push_alone_keeps_a_check_current() {
+    let rotel = rotel::Rotel::start().await;
+    let (runs, down) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let watch = ServerWatch::builder()
+        .health_check_with(
+            "queue",
+            CheckOptions::default().interval(Duration::from_millis(200)),
+            switchable(&runs, &down),
+        )
+        .otlp_endpoint(rotel.http_endpoint())
+        .otlp_export_interval(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let up = |want: f64| {
+        move |batch: &rotel::Batch| {
+            let metric = batch
+                .metric("serverwatch.health_check.up")
+                .ok_or_else(|| format!("no check in {:?}", batch.names()))?;
+            let queue = metric.points_with(&[("check", rotel::AttrValue::Str("queue".into()))]);
+            match queue.first().and_then(|p| p.value) {
+                Some(v) if v == want => Ok(()),
+                other => Err(format!("up = {other:?}")),
+            }
+        }
+    };
+    let deadline = Duration::from_secs(30);
+    rotel
+        .wait_for_batch("the check up", deadline, up(1.0))
+        .await;
+    down.store(true, Ordering::SeqCst);
+    rotel
+        .wait_for_batch("the check down", deadline, up(0.0))
+        .await;
+    assert!(runs.load(Ordering::SeqCst) >= 2, "the check ran again");
+    watch.shutdown().await;
 }

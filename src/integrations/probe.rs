@@ -38,6 +38,9 @@ pub(crate) struct Probe {
     cached: tokio::sync::Mutex<Option<(Instant, ProbeResult)>>,
     /// The latest result, for readers that cannot wait (exporters).
     last: parking_lot::Mutex<Option<ProbeResult>>,
+    /// The runtime the probe was made in (the app's), where background
+    /// calls run: the exporter's thread asks for them too.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 /// Without the call, which may hold a client whose `Debug` shows too much.
@@ -66,6 +69,7 @@ impl Probe {
             interval,
             cached: tokio::sync::Mutex::new(None),
             last: parking_lot::Mutex::new(None),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
@@ -83,9 +87,10 @@ impl Probe {
         result
     }
 
-    /// For the readers that must not wait (`/metrics`): when the latest
-    /// result is stale and no call is in flight, starts one in the
-    /// background on the current runtime; returns at once either way.
+    /// For the readers that must not wait (`/metrics`, the OTLP export):
+    /// when the latest result is stale and no call is in flight, starts one
+    /// in the background, on the runtime the probe was made in (else the
+    /// current one); returns at once either way.
     pub(crate) fn refresh_in_background(self: &Arc<Self>) {
         let stale = match self.cached.try_lock() {
             Ok(cached) => cached
@@ -97,7 +102,11 @@ impl Probe {
         if !stale {
             return;
         }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let runtime = self
+            .runtime
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok());
+        if let Some(runtime) = runtime {
             let probe = Arc::clone(self);
             runtime.spawn(async move { probe.check().await });
         }

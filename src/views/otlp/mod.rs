@@ -160,6 +160,9 @@ impl Exporter {
     /// Reads the state and sends it, retrying what may be retried, until
     /// `deadline`.
     async fn export(&mut self, deadline: Instant) {
+        // With nobody scraping or asking /health, the exports alone keep
+        // the probes' results current (at most one export behind).
+        self.state.refresh_probes_in_background();
         let encoded = self
             .encoder
             .encode(self.state.families(), SystemTime::now());
