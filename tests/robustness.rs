@@ -207,6 +207,49 @@ async fn a_panic_in_a_streamed_body_is_recorded_as_a_panic() {
 }
 
 #[tokio::test]
+async fn a_streamed_body_that_fails_is_recorded_as_an_error() {
+    for bodies in [Bodies::Axum, Bodies::Any] {
+        let watch = ServerWatch::builder().build().unwrap();
+        let routes = Router::new().route(
+            "/export",
+            get(|| async {
+                let first =
+                    tokio_stream::iter([Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 3072]))]);
+                let then = tokio_stream::iter([Err(std::io::Error::other("disk gone"))]);
+                Body::from_stream(first.chain(then))
+            }),
+        );
+        let app = serve(&watch, routes, bodies).await;
+        let answer = exchange(&app, b"GET /export HTTP/1.1\r\nHost: t\r\n\r\n").await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            !answer.ends_with("0\r\n\r\n"),
+            "{bodies:?}: the body must not look complete: {answer}"
+        );
+        let text = app.metrics().await;
+        let failed = [
+            ("http_route", "/export"),
+            ("http_response_status_code", "200"),
+            ("error_type", "body_error"),
+        ];
+        assert_eq!(
+            sample(&text, COUNT, &failed),
+            Some(1.0),
+            "{bodies:?}\n{text}"
+        );
+        assert_eq!(
+            sample(&text, RESPONSE_SIZE_SUM, &failed),
+            Some(3072.0),
+            "{bodies:?}: the bytes sent before the error"
+        );
+        let health = app.health().await;
+        let a = &health["application"];
+        assert_eq!(a["error_count"], 1, "{a:#}");
+        assert_eq!(a["recent_errors"][0]["error_type"], "body_error", "{a:#}");
+    }
+}
+
+#[tokio::test]
 async fn panic_messages_are_shown_only_behind_a_token_or_when_asked() {
     let routes = || {
         Router::new().route(

@@ -25,6 +25,9 @@ pub(crate) trait ByteSink {
 
     /// The body panicked with `message` (the panic then goes on).
     fn panicked(&mut self, _message: String) {}
+
+    /// The body yielded an error: what was sent is cut short.
+    fn failed(&mut self) {}
 }
 
 impl ByteSink for Arc<AtomicU64> {
@@ -43,6 +46,12 @@ impl<S: ByteSink> ByteSink for Option<S> {
     fn panicked(&mut self, message: String) {
         if let Some(sink) = self {
             sink.panicked(message);
+        }
+    }
+
+    fn failed(&mut self) {
+        if let Some(sink) = self {
+            sink.failed();
         }
     }
 }
@@ -86,10 +95,14 @@ where
                 resume_unwind(payload)
             }
         };
-        if let Some(Ok(frame)) = &frame
-            && let Some(data) = frame.data_ref()
-        {
-            this.sink.add(data.remaining());
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sink.add(data.remaining());
+                }
+            }
+            Some(Err(_)) => this.sink.failed(),
+            None => {}
         }
         Poll::Ready(frame)
     }

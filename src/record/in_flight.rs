@@ -217,6 +217,10 @@ impl ByteSink for Box<Completion> {
         self.error = Some(ErrorKind::Panic);
         self.message = Some(message);
     }
+
+    fn failed(&mut self) {
+        self.error = Some(ErrorKind::BodyError);
+    }
 }
 
 impl Drop for Completion {

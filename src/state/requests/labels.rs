@@ -85,6 +85,9 @@ pub(crate) enum ErrorKind {
     /// The handler panicked (serverwatch answered 500), or its streamed
     /// body did (after the status it was sent with).
     Panic,
+    /// The streamed response body yielded an error after the status was
+    /// sent: the client got an answer cut short.
+    BodyError,
     /// The request ended before an answer was sent: the client closed the
     /// connection, or the server dropped the request. It has no status. A
     /// client that leaves in the middle of a streamed body is not one: it
@@ -98,6 +101,7 @@ impl ErrorKind {
         match self {
             ErrorKind::ServerError => Cow::Owned(status.to_string()),
             ErrorKind::Panic => Cow::Borrowed("panic"),
+            ErrorKind::BodyError => Cow::Borrowed("body_error"),
             ErrorKind::Aborted => Cow::Borrowed(ABORTED),
         }
     }

@@ -206,6 +206,10 @@ impl RequestStore {
             (None, Some(ErrorKind::Aborted)) => {
                 "no answer: the request ended before one was sent (the client left)".to_owned()
             }
+            (None, Some(ErrorKind::BodyError)) => {
+                "the response body failed after the status was sent: the answer was cut short"
+                    .to_owned()
+            }
             (None, _) => http::StatusCode::from_u16(key.status)
                 .ok()
                 .and_then(|s| s.canonical_reason())

@@ -28,8 +28,8 @@ pub(crate) struct Sample {
     pub(crate) time: u64,
     /// Requests per second.
     pub(crate) request_rate: f64,
-    /// Errors (5xx, panics, aborted requests) as a percentage of requests; 0
-    /// without requests.
+    /// Errors (5xx, panics, failed streamed bodies, aborted requests) as
+    /// a percentage of requests; 0 without requests.
     pub(crate) error_rate: f64,
     /// Duration percentiles of the interval's requests, in seconds.
     pub(crate) p50: f64,
