@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::routing::{get, post};
+use serde_json::Value;
 use serverwatch::ServerWatch;
 use support::{TestApp, eventually, sample};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_stream::StreamExt;
+use tokio_stream::{Stream, StreamExt};
 
 const COUNT: &str = "http_server_request_duration_seconds_count";
 const DURATION_SUM: &str = "http_server_request_duration_seconds_sum";
@@ -159,22 +160,21 @@ async fn a_client_that_gives_up_before_the_answer_is_recorded_as_aborted() {
     }
 }
 
-#[tokio::test]
-async fn a_panic_in_a_streamed_body_is_recorded_as_a_panic() {
+/// The first 3 KiB of an export, then `then`: how its body breaks.
+fn export(then: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static) -> Body {
+    let first = tokio_stream::iter([Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 3072]))]);
+    Body::from_stream(first.chain(then))
+}
+
+/// Serves `routes` (a `GET /export` whose body breaks after 3 KiB) both
+/// ways and checks that the request is recorded with the 200 it was sent,
+/// the 3 KiB and `error_type`, as the one error of `/health`; returns the
+/// recent-error entries.
+async fn a_broken_export_is_recorded(routes: fn() -> Router, error_type: &str) -> Vec<Value> {
+    let mut entries = Vec::new();
     for bodies in [Bodies::Axum, Bodies::Any] {
         let watch = ServerWatch::builder().panic_messages(true).build().unwrap();
-        let routes = Router::new().route(
-            "/export",
-            get(|| async {
-                let first =
-                    tokio_stream::iter([Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 3072]))]);
-                let then = tokio_stream::iter([()]).map(|()| -> Result<Bytes, std::io::Error> {
-                    panic!("the export broke after 3 KiB")
-                });
-                Body::from_stream(first.chain(then))
-            }),
-        );
-        let app = serve(&watch, routes, bodies).await;
+        let app = serve(&watch, routes(), bodies).await;
         let answer = exchange(&app, b"GET /export HTTP/1.1\r\nHost: t\r\n\r\n").await;
         let answer = String::from_utf8_lossy(&answer);
         assert!(
@@ -182,71 +182,63 @@ async fn a_panic_in_a_streamed_body_is_recorded_as_a_panic() {
             "{bodies:?}: the body must not look complete: {answer}"
         );
         let text = app.metrics().await;
-        let panics = [
+        let broken = [
             ("http_route", "/export"),
             ("http_response_status_code", "200"),
-            ("error_type", "panic"),
+            ("error_type", error_type),
         ];
         assert_eq!(
-            sample(&text, COUNT, &panics),
+            sample(&text, COUNT, &broken),
             Some(1.0),
             "{bodies:?}\n{text}"
         );
         assert_eq!(
-            sample(&text, RESPONSE_SIZE_SUM, &panics),
+            sample(&text, RESPONSE_SIZE_SUM, &broken),
             Some(3072.0),
-            "{bodies:?}: the bytes sent before the panic"
+            "{bodies:?}: the bytes sent before it broke"
         );
         let health = app.health().await;
         let a = &health["application"];
         assert_eq!(a["error_count"], 1, "{a:#}");
-        let error = &a["recent_errors"][0];
-        assert_eq!(error["error_type"], "panic", "{error:#}");
+        let error = a["recent_errors"][0].clone();
+        assert_eq!(error["error_type"], error_type, "{error:#}");
+        entries.push(error);
+    }
+    entries
+}
+
+#[tokio::test]
+async fn a_panic_in_a_streamed_body_is_recorded_as_a_panic() {
+    let routes = || {
+        Router::new().route(
+            "/export",
+            get(|| async {
+                export(
+                    tokio_stream::iter([()]).map(|()| -> Result<Bytes, std::io::Error> {
+                        panic!("the export broke after 3 KiB")
+                    }),
+                )
+            }),
+        )
+    };
+    for error in a_broken_export_is_recorded(routes, "panic").await {
         assert_eq!(error["error"], "the export broke after 3 KiB", "{error:#}");
     }
 }
 
 #[tokio::test]
 async fn a_streamed_body_that_fails_is_recorded_as_an_error() {
-    for bodies in [Bodies::Axum, Bodies::Any] {
-        let watch = ServerWatch::builder().build().unwrap();
-        let routes = Router::new().route(
+    let routes = || {
+        Router::new().route(
             "/export",
             get(|| async {
-                let first =
-                    tokio_stream::iter([Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 3072]))]);
-                let then = tokio_stream::iter([Err(std::io::Error::other("disk gone"))]);
-                Body::from_stream(first.chain(then))
+                export(tokio_stream::iter([Err(std::io::Error::other(
+                    "disk gone",
+                ))]))
             }),
-        );
-        let app = serve(&watch, routes, bodies).await;
-        let answer = exchange(&app, b"GET /export HTTP/1.1\r\nHost: t\r\n\r\n").await;
-        let answer = String::from_utf8_lossy(&answer);
-        assert!(
-            !answer.ends_with("0\r\n\r\n"),
-            "{bodies:?}: the body must not look complete: {answer}"
-        );
-        let text = app.metrics().await;
-        let failed = [
-            ("http_route", "/export"),
-            ("http_response_status_code", "200"),
-            ("error_type", "body_error"),
-        ];
-        assert_eq!(
-            sample(&text, COUNT, &failed),
-            Some(1.0),
-            "{bodies:?}\n{text}"
-        );
-        assert_eq!(
-            sample(&text, RESPONSE_SIZE_SUM, &failed),
-            Some(3072.0),
-            "{bodies:?}: the bytes sent before the error"
-        );
-        let health = app.health().await;
-        let a = &health["application"];
-        assert_eq!(a["error_count"], 1, "{a:#}");
-        assert_eq!(a["recent_errors"][0]["error_type"], "body_error", "{a:#}");
-    }
+        )
+    };
+    a_broken_export_is_recorded(routes, "body_error").await;
 }
 
 #[tokio::test]
