@@ -65,15 +65,12 @@ pub(super) struct InFlight {
     start: Instant,
     /// The sampled trace the request is handled in.
     span: Option<SpanIds>,
-    /// Set once a [`Completion`] recorded the request, and from the start
-    /// for a route that is not recorded.
+    /// Set once a [`Completion`] recorded the request.
     recorded: bool,
-    /// A route the app said not to record: it counts nowhere.
-    skipped: bool,
     /// Offered to the route when it may be an observability route.
     claim: Option<Arc<Claim>>,
-    /// The route took the claim: the request is neither recorded nor ended
-    /// here.
+    /// The route took the claim, or the app skips the route: the request is
+    /// neither recorded nor ended here.
     taken: bool,
 }
 
@@ -96,10 +93,9 @@ impl InFlight {
             request_bytes,
             start: Instant::now(),
             span: super::span::current(),
-            recorded: skipped,
-            skipped,
+            recorded: false,
             claim,
-            taken: false,
+            taken: skipped,
         }
     }
 
@@ -126,9 +122,6 @@ impl InFlight {
         response: u64,
         message: Option<&str>,
     ) {
-        if self.skipped {
-            return;
-        }
         self.recorded = true;
         if let Some(claim) = self.claim.take() {
             self.taken = claim.settle();
@@ -158,9 +151,6 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.skipped {
-            return;
-        }
         if !self.recorded {
             self.record(NO_STATUS, Some(ErrorKind::Aborted), 0, None);
         }
