@@ -122,8 +122,8 @@ pub(crate) enum Encoding {
 impl Encoding {
     /// gzip when `Accept-Encoding` accepts it (by name or by `*`) with a
     /// q-value above zero, identity otherwise. Written here because the only
-    /// choice is gzip or not; tower-http's CompressionLayer, which also
-    /// negotiates, would compress only once the whole text is built.
+    /// choice is gzip or not: tower-http's CompressionLayer would bring
+    /// async-compression into the library and copy each chunk once more.
     pub(crate) fn negotiate(accept_encoding: Option<&str>) -> Self {
         let Some(header) = accept_encoding else {
             return Encoding::Identity;
