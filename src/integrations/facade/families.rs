@@ -9,29 +9,28 @@ use std::sync::atomic::Ordering;
 use super::{Cell, FacadeStore, Series, names};
 use crate::state::reading::{Attributes, Family, Value, overflow_attributes};
 
-/// A series' labels, keys and values, to sort by.
-type Labels = Vec<(String, String)>;
+/// A point's labels as text, to sort by: the facade's values are all
+/// strings.
+fn label_text(attributes: &Attributes) -> impl Iterator<Item = (&str, &str)> {
+    attributes.iter().map(|(key, value)| match value {
+        Value::Str(s) => (key.otel, s.as_ref()),
+        Value::Int(_) | Value::Bool(_) => (key.otel, ""),
+    })
+}
 
 impl FacadeStore {
     pub(crate) fn families(&self) -> Vec<Family> {
-        let mut labelled: Vec<(Labels, Arc<Series>)> = self.series.collect(|key, series| {
-            let labels = key
+        let mut points: Vec<(Attributes, Arc<Series>)> = self.series.collect(|key, series| {
+            let attributes = key
                 .labels()
-                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .map(|l| {
+                    let value = Value::Str(Cow::Owned(l.value().to_owned()));
+                    (names::attribute(l.key()), value)
+                })
                 .collect();
-            (labels, Arc::clone(series))
+            (attributes, Arc::clone(series))
         });
-        labelled.sort_by(|(a, _), (b, _)| a.cmp(b));
-        let mut points: Vec<(Attributes, Arc<Series>)> = labelled
-            .into_iter()
-            .map(|(labels, series)| {
-                let attributes = labels
-                    .into_iter()
-                    .map(|(key, value)| (names::attribute(&key), Value::Str(Cow::Owned(value))))
-                    .collect();
-                (attributes, series)
-            })
-            .collect();
+        points.sort_by(|(a, _), (b, _)| label_text(a).cmp(label_text(b)));
         points.extend(
             self.overflow
                 .collect(|_, series| (overflow_attributes(None), Arc::clone(series))),
