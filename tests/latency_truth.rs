@@ -323,9 +323,7 @@ async fn otlp_exponential_histograms_reach_the_collector_with_the_counts_of_metr
 
     let batch = rotel
         .wait_for_batch("exponential durations", Duration::from_secs(20), |b| {
-            let seen = b.metric("http.server.request.duration").map_or(0, |m| {
-                m.points.iter().map(|p| p.count.unwrap_or(0)).sum::<u64>()
-            });
+            let seen = b.total_count("http.server.request.duration");
             if seen >= 50 {
                 Ok(())
             } else {
