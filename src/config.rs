@@ -3,18 +3,14 @@
 //! MongoDB) check theirs beside their code.
 
 use crate::error::BuildError;
-use crate::state::Service;
-use crate::state::histogram::Bounds;
-use crate::state::requests::RequestBounds;
+use crate::model::histogram::Bounds;
+use crate::source::Service;
+use crate::sources::requests::RequestBounds;
 
 /// Largest accepted `max_series`.
 const MAX_SERIES_LIMIT: usize = 100_000;
 /// Largest accepted `recent_errors`.
 const RECENT_ERRORS_LIMIT: usize = 1_000;
-
-/// How a setting's environment variable is read: `std::env::var` in
-/// `build()`, a table in the tests.
-pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// The bearer token: its `Debug` never shows it, so that no log of a
 /// settings struct leaks it.
@@ -41,8 +37,6 @@ pub(crate) struct Config {
     pub(crate) path_prefix: String,
     /// Put before every name on `/metrics`.
     pub(crate) metric_prefix: Option<String>,
-    /// Whether the process and system figures are read and shown.
-    pub(crate) process_and_system_metrics: bool,
     /// Classic bounds; `None` keeps the defaults.
     pub(crate) duration_buckets: Option<Vec<f64>>,
     pub(crate) request_body_size_buckets: Option<Vec<f64>>,
@@ -63,7 +57,6 @@ impl Default for Config {
             panic_messages: None,
             path_prefix: String::new(),
             metric_prefix: None,
-            process_and_system_metrics: true,
             duration_buckets: None,
             request_body_size_buckets: None,
             response_body_size_buckets: None,
@@ -84,7 +77,6 @@ pub(crate) struct Checked {
     pub(crate) panic_messages: bool,
     pub(crate) path_prefix: String,
     pub(crate) metric_prefix: Option<String>,
-    pub(crate) process_and_system_metrics: bool,
     pub(crate) bounds: RequestBounds,
     /// Names of instruments that exist.
     pub(crate) disabled_instruments: Vec<String>,
@@ -189,7 +181,7 @@ impl Config {
             .iter()
             .map(|name| {
                 let name = name.trim();
-                crate::state::instrument(name)
+                crate::sources::instrument(name)
                     .map(|_| name.to_owned())
                     .ok_or_else(|| {
                         BuildError::new(
@@ -217,7 +209,6 @@ impl Config {
             bearer_token: self.bearer_token,
             path_prefix: prefix.to_owned(),
             metric_prefix: self.metric_prefix,
-            process_and_system_metrics: self.process_and_system_metrics,
             bounds,
             skip_routes: self.skip_routes,
         })

@@ -3,11 +3,12 @@
 mod builder;
 mod config;
 mod error;
-mod instruments;
-mod integrations;
+mod exporters;
+mod model;
+mod part;
 mod record;
-mod state;
-mod views;
+mod source;
+mod sources;
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -19,22 +20,22 @@ use axum::Router;
 pub use crate::builder::Builder;
 #[doc(inline)]
 pub use crate::error::BuildError;
+use crate::exporters::Endpoints;
+#[cfg(feature = "otlp")]
 #[doc(inline)]
-pub use crate::integrations::checks::CheckOptions;
-#[cfg(feature = "metrics")]
-#[doc(inline)]
-pub use crate::integrations::facade::MetricsRecorder;
+pub use crate::exporters::otlp::{OtlpCompression, OtlpProtocol, OtlpTemporality};
+use crate::part::Handles;
 #[doc(inline)]
 pub use crate::record::{
     AnyBody, AxumBody, RequestBody, RequestMetricsLayer, RequestMetricsService, ResponseBody,
     ResponseFuture,
 };
-use crate::views::Views;
-#[cfg(feature = "otlp")]
-use crate::views::otlp::OtlpExporter;
-#[cfg(feature = "otlp")]
 #[doc(inline)]
-pub use crate::views::otlp::{OtlpCompression, OtlpProtocol, OtlpTemporality};
+pub use crate::sources::checks::CheckOptions;
+#[cfg(feature = "metrics")]
+#[doc(inline)]
+pub use crate::sources::facade::MetricsRecorder;
+use crate::sources::requests::RequestStore;
 
 /// A handle on one service's observability. Cheap to clone: every clone
 /// shares the same recorded state.
@@ -53,10 +54,12 @@ pub struct ServerWatch {
 
 #[derive(Debug)]
 struct Inner {
-    views: Arc<Views>,
+    endpoints: Arc<Endpoints>,
+    /// What the layer records into.
+    requests: Arc<RequestStore>,
     path_prefix: String,
-    #[cfg(feature = "otlp")]
-    otlp: Option<OtlpExporter>,
+    /// What the parts left: the facade's recorder, the OTLP export.
+    handles: Handles,
 }
 
 impl ServerWatch {
@@ -71,16 +74,17 @@ impl ServerWatch {
     }
 
     pub(crate) fn new(
-        views: Views,
+        endpoints: Endpoints,
+        requests: Arc<RequestStore>,
         path_prefix: String,
-        #[cfg(feature = "otlp")] otlp: Option<OtlpExporter>,
+        handles: Handles,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                views: Arc::new(views),
+                endpoints: Arc::new(endpoints),
+                requests,
                 path_prefix,
-                #[cfg(feature = "otlp")]
-                otlp,
+                handles,
             }),
         }
     }
@@ -106,7 +110,7 @@ impl ServerWatch {
     /// # Ok::<(), serverwatch::BuildError>(())
     /// ```
     pub fn layer(&self) -> RequestMetricsLayer {
-        RequestMetricsLayer::new(self.inner.views.state().requests(), views::routes::PATHS)
+        RequestMetricsLayer::new(Arc::clone(&self.inner.requests), exporters::routes::PATHS)
     }
 
     /// The observability routes, `/metrics`, `/health` and (feature
@@ -129,7 +133,7 @@ impl ServerWatch {
     where
         S: Clone + Send + Sync + 'static,
     {
-        views::routes::router(Arc::clone(&self.inner.views))
+        exporters::routes::router(Arc::clone(&self.inner.endpoints))
     }
 
     /// The one-call setup: records every request of `app` (its nested
@@ -191,7 +195,8 @@ impl ServerWatch {
     /// ```
     #[cfg(feature = "metrics")]
     pub fn metrics_recorder(&self) -> MetricsRecorder {
-        MetricsRecorder::new(self.inner.views.state().facade())
+        let recorder = self.inner.handles.values.get::<MetricsRecorder>();
+        recorder.expect("the facade's part is registered").clone()
     }
 
     /// Stops the OTLP export after a last one, so that the final requests
@@ -209,20 +214,19 @@ impl ServerWatch {
     /// # Ok(()) }
     /// ```
     pub async fn shutdown(&self) {
-        #[cfg(feature = "otlp")]
-        if let Some(otlp) = &self.inner.otlp {
-            otlp.shutdown().await;
+        for running in &self.inner.handles.running {
+            running.shutdown().await;
         }
     }
 
     #[cfg(test)]
-    pub(crate) fn service_name(&self) -> &str {
-        &self.inner.views.state().service().name
+    pub(crate) fn sources(&self) -> &Arc<source::Sources> {
+        self.inner.endpoints.sources()
     }
 
     #[cfg(test)]
-    pub(crate) fn state(&self) -> &state::State {
-        self.inner.views.state()
+    pub(crate) fn requests(&self) -> &RequestStore {
+        &self.inner.requests
     }
 }
 
@@ -234,7 +238,7 @@ fn collision(prefix: &str, payload: &(dyn Any + Send)) -> String {
         .map(String::as_str)
         .or_else(|| payload.downcast_ref::<&str>().copied())
         .unwrap_or("overlapping routes");
-    let mut ours: Vec<String> = views::routes::PATHS
+    let mut ours: Vec<String> = exporters::routes::PATHS
         .iter()
         .map(|path| format!("{prefix}{path}"))
         .collect();
@@ -270,11 +274,11 @@ mod tests {
         let router: Router = watch.router();
         let mut routes = record::route_paths(&format!("{router:?}"));
         routes.sort();
-        let mut listed: Vec<&str> = views::routes::PATHS.to_vec();
+        let mut listed: Vec<&str> = exporters::routes::PATHS.to_vec();
         listed.sort();
         assert_eq!(
             routes, listed,
-            "views::routes::PATHS lists the routes of the router"
+            "exporters::routes::PATHS lists the routes of the router"
         );
     }
 }

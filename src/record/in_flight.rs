@@ -11,8 +11,8 @@ use axum::extract::MatchedPath;
 use http::{Response, StatusCode};
 
 use super::body::ByteSink;
-use crate::state::exemplar::SpanIds;
-use crate::state::requests::{
+use crate::model::exemplar::SpanIds;
+use crate::sources::requests::{
     Claim, ErrorKind, Method, NO_STATUS, Observation, RequestStore, SeriesKey, UNMATCHED_ROUTE,
 };
 

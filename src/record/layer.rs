@@ -17,7 +17,7 @@ use super::body::{CountingBody, RequestBody, ResponseBody};
 use super::future::ResponseFuture;
 use super::in_flight::{Counter, InFlight, Route, request_counter};
 use super::nested::NestedServices;
-use crate::state::requests::{Claim, Claims, Method, RequestStore};
+use crate::sources::requests::{Claim, Claims, Method, RequestStore};
 
 /// Names the route template of a request, for stacks without axum's router.
 type RouteTemplate = Arc<dyn Fn(&request::Parts) -> Option<&'static str> + Send + Sync>;

@@ -1,5 +1,5 @@
 //! Request metrics: a tower layer that records every request once into the
-//! request store ([`crate::state::requests`]) that all views read.
+//! request store ([`crate::sources::requests`]) that all views read.
 //!
 //! Per request the layer takes the method, the route template (never the
 //! raw path), the status, the body sizes and the duration: when the

@@ -3,7 +3,7 @@
 //! span is seen there too, through `tracing-opentelemetry`, which makes a
 //! span's context current while the span is entered (its default).
 
-use crate::state::exemplar::SpanIds;
+use crate::model::exemplar::SpanIds;
 
 /// The trace and span of the current context, if it holds a sampled span.
 #[cfg(feature = "exemplars")]
