@@ -262,19 +262,46 @@ fn collision(prefix: &str, payload: &(dyn Any + Send)) -> String {
 mod tests {
     use super::*;
 
-    /// The layer knows the observability routes by their paths: every
-    /// route of the router must be in the list, and only those.
-    #[test]
-    fn every_observability_route_is_listed() {
+    /// The layer knows the observability routes by their paths: each path
+    /// listed is a route of the router, with that very template, and a
+    /// path not listed is none.
+    #[tokio::test]
+    async fn every_observability_route_is_listed() {
+        use axum::extract::{MatchedPath, Request};
+        use axum::middleware::{self, Next};
+        use tower::ServiceExt;
+
+        #[derive(Clone)]
+        struct Template(Option<String>);
+        async fn template(request: Request, next: Next) -> axum::response::Response {
+            let matched = request.extensions().get::<MatchedPath>();
+            let template = Template(matched.map(|m| m.as_str().to_owned()));
+            let mut response = next.run(request).await;
+            response.extensions_mut().insert(template);
+            response
+        }
         let watch = ServerWatch::builder().build().unwrap();
-        let router: Router = watch.router();
-        let mut routes = record::route_paths(&format!("{router:?}"));
-        routes.sort();
-        let mut listed: Vec<&str> = views::routes::PATHS.to_vec();
-        listed.sort();
+        let router: Router = watch.router().layer(middleware::from_fn(template));
+        let get = |path: &str| {
+            let request = Request::get(path).body(axum::body::Body::empty()).unwrap();
+            let response = router.clone().oneshot(request);
+            async move {
+                let response = response.await.unwrap();
+                let template = response.extensions().get::<Template>().cloned();
+                (response.status(), template.and_then(|t| t.0))
+            }
+        };
+        for listed in views::routes::PATHS {
+            // An asset that exists: `{name}` is the only parameter.
+            let path = listed.replace("{name}", "dashboard.js");
+            assert!(!path.contains('{'), "a value for the parameter of {listed}");
+            let (status, template) = get(&path).await;
+            assert_ne!(status, 404, "{path}");
+            assert_eq!(template.as_deref(), Some(*listed), "{path}");
+        }
         assert_eq!(
-            routes, listed,
-            "views::routes::PATHS lists the routes of the router"
+            get("/not-listed").await,
+            (http::StatusCode::NOT_FOUND, None)
         );
     }
 }
