@@ -10,10 +10,15 @@ mod state;
 mod views;
 
 use std::any::Any;
+use std::convert::Infallible;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::Request;
+use axum::response::IntoResponse;
+use parking_lot::Mutex;
+use tower_service::Service;
 
 #[doc(inline)]
 pub use crate::builder::Builder;
@@ -24,6 +29,7 @@ pub use crate::integrations::checks::CheckOptions;
 #[cfg(feature = "metrics")]
 #[doc(inline)]
 pub use crate::integrations::facade::MetricsRecorder;
+use crate::record::NestedServices;
 #[doc(inline)]
 pub use crate::record::{
     AnyBody, AxumBody, RequestBody, RequestMetricsLayer, RequestMetricsService, ResponseBody,
@@ -55,6 +61,10 @@ pub struct ServerWatch {
 struct Inner {
     views: Arc<Views>,
     path_prefix: String,
+    /// The services mounted with [`ServerWatch::nest_service`]: each layer
+    /// takes the ones known when it is made, so no request waits on this
+    /// lock.
+    nested: Mutex<Option<Arc<NestedServices>>>,
     #[cfg(feature = "otlp")]
     otlp: Option<OtlpExporter>,
 }
@@ -79,6 +89,7 @@ impl ServerWatch {
             inner: Arc::new(Inner {
                 views: Arc::new(views),
                 path_prefix,
+                nested: Mutex::new(None),
                 #[cfg(feature = "otlp")]
                 otlp,
             }),
@@ -88,8 +99,10 @@ impl ServerWatch {
     /// The layer that records requests. Add it with
     /// [`Router::layer`](axum::Router::layer), after the routes it should see
     /// (with [`for_axum`](RequestMetricsLayer::for_axum) there, it costs
-    /// less; with [`nested_services`](RequestMetricsLayer::nested_services),
-    /// the paths under nested services get their nest's template); it also
+    /// less); the services mounted with [`nest_service`](Self::nest_service)
+    /// before it is made, or named with
+    /// [`nested_services`](RequestMetricsLayer::nested_services), get their
+    /// nest's template. It also
     /// works on any other tower stack (see [`RequestMetricsLayer`]). The
     /// observability routes, nested or merged into the router before the
     /// layer, are never recorded; merge them before the layer rather than
@@ -106,7 +119,56 @@ impl ServerWatch {
     /// # Ok::<(), serverwatch::BuildError>(())
     /// ```
     pub fn layer(&self) -> RequestMetricsLayer {
-        RequestMetricsLayer::new(self.inner.views.state().requests(), views::routes::PATHS)
+        RequestMetricsLayer::new(
+            self.inner.views.state().requests(),
+            views::routes::PATHS,
+            self.inner.nested.lock().clone(),
+        )
+    }
+
+    /// Nests `service` at `path` in `app`, as
+    /// [`Router::nest_service`](axum::Router::nest_service) does, and
+    /// remembers the path: the layers this watch makes afterwards, and so
+    /// [`instrument`](Self::instrument), record a request under it (axum
+    /// gives it no `MatchedPath`) as the nest's template, `/static/{*rest}`,
+    /// instead of `unmatched`. Mount nested services this way before
+    /// calling [`layer`](Self::layer) or `instrument`: a layer made earlier
+    /// does not know them. `path` is the one the layer will see, so nest
+    /// the service into the router the layer goes on.
+    ///
+    /// # Panics
+    ///
+    /// When `path` is not one a service can be nested at (it must start
+    /// with `/`, and not be the root, end with `/` or hold a wildcard), or
+    /// when axum refuses it: the message names the path.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    ///
+    /// let watch = serverwatch::ServerWatch::builder().build()?;
+    /// let assets = tower::service_fn(|_| async {
+    ///     Ok::<_, std::convert::Infallible>(axum::response::Response::new(axum::body::Body::empty()))
+    /// });
+    /// let app: Router = Router::new().route("/", get(|| async { "home" }));
+    /// // First the nested services, then `instrument` (or `layer`).
+    /// let app = watch.nest_service(app, "/static", assets);
+    /// // GET /static/site.css is recorded as /static/{*rest}.
+    /// let app = watch.instrument(app);
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    #[track_caller]
+    pub fn nest_service<S, T>(&self, app: Router<S>, path: &str, service: T) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+        T: Service<Request, Error = Infallible> + Clone + Send + Sync + 'static,
+        T::Response: IntoResponse,
+        T::Future: Send + 'static,
+    {
+        record::check_path(path);
+        let app = app.nest_service(path, service);
+        let mut nested = self.inner.nested.lock();
+        *nested = NestedServices::with_paths(nested.as_deref(), [path.to_owned()]).map(Arc::new);
+        app
     }
 
     /// The observability routes, `/metrics`, `/health` and (feature
@@ -133,7 +195,8 @@ impl ServerWatch {
     }
 
     /// The one-call setup: records every request of `app` (its nested
-    /// routers, its nested services and its fallback included) and adds the
+    /// routers, the services nested with [`nest_service`](Self::nest_service)
+    /// and its fallback included) and adds the
     /// observability routes under [`Builder::path_prefix`]. Requests to the
     /// observability routes themselves are not recorded, nor are those to
     /// routes added to the returned router afterwards (`Router::layer` only
@@ -162,8 +225,7 @@ impl ServerWatch {
             "" => self.router(),
             prefix => Router::new().nest(prefix, self.router()),
         };
-        let layer = self.layer().for_axum().nested_services(&app);
-        let app = app.layer(layer);
+        let app = app.layer(self.layer().for_axum());
         // Merged into the routes (not the other way round) so that the
         // app's fallback, now instrumented, is the one that stays: axum keeps
         // the fallback of the router passed to `merge` when neither has a
@@ -267,7 +329,7 @@ mod tests {
     /// path not listed is none.
     #[tokio::test]
     async fn every_observability_route_is_listed() {
-        use axum::extract::{MatchedPath, Request};
+        use axum::extract::MatchedPath;
         use axum::middleware::{self, Next};
         use tower::ServiceExt;
 
@@ -303,5 +365,29 @@ mod tests {
             get("/not-listed").await,
             (http::StatusCode::NOT_FOUND, None)
         );
+    }
+
+    /// A layer covers the nested services the watch knew when it was made.
+    #[tokio::test]
+    async fn a_layer_takes_the_nested_services_mounted_before_it() {
+        use tower::ServiceExt;
+
+        let watch = ServerWatch::builder().build().unwrap();
+        let early = watch.layer().for_axum();
+        let assets = tower::service_fn(|_: Request| async {
+            Ok::<_, Infallible>(axum::response::Response::new(axum::body::Body::empty()))
+        });
+        let app: Router = watch.nest_service(Router::new(), "/static", assets);
+        for layer in [early, watch.layer().for_axum()] {
+            let request = Request::get("/static/site.css").body(axum::body::Body::empty());
+            let response = app.clone().layer(layer).oneshot(request.unwrap()).await;
+            assert_eq!(response.unwrap().status(), 200);
+        }
+        let routes = watch.state().requests().summary().routes;
+        let routes: Vec<(&str, u64)> = routes
+            .iter()
+            .map(|(route, totals)| (route.as_str(), totals.requests()))
+            .collect();
+        assert_eq!(routes, [("/static/{*rest}", 1), ("unmatched", 1)]);
     }
 }

@@ -13,7 +13,7 @@ mod prometheus;
 mod rotel;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,28 +45,29 @@ fn count(text: &str, labels: &[(&str, &str)]) -> Option<f64> {
     sample(text, COUNT, labels)
 }
 
+/// The app with `ServeDir` at `/static`, served twice: nested through the
+/// watch and instrumented, and nested by hand with a layer told the path.
+async fn serve_nested_assets(dir: &Path) -> [TestApp; 2] {
+    let home = || Router::new().route("/", get(|| async { "home" }));
+    let instrumented = ServerWatch::builder().build().unwrap();
+    let layered = ServerWatch::builder().build().unwrap();
+    let nested = instrumented.nest_service(home(), "/static", ServeDir::new(dir));
+    [
+        TestApp::serve(instrumented.instrument(nested)).await,
+        TestApp::serve(
+            home()
+                .nest_service("/static", ServeDir::new(dir))
+                .merge(layered.router())
+                .layer(layered.layer().for_axum().nested_services(["/static"])),
+        )
+        .await,
+    ]
+}
+
 #[tokio::test]
 async fn a_nested_service_is_recorded_under_its_nest_template() {
     let dir = assets("nested");
-    let app = || {
-        Router::new()
-            .route("/", get(|| async { "home" }))
-            .nest_service("/static", ServeDir::new(&dir))
-    };
-    let instrumented = ServerWatch::builder().build().unwrap();
-    let layered = ServerWatch::builder().build().unwrap();
-    let plain = app();
-    let served = [
-        TestApp::serve(instrumented.instrument(app())).await,
-        TestApp::serve(
-            plain
-                .clone()
-                .merge(layered.router())
-                .layer(layered.layer().for_axum().nested_services(&plain)),
-        )
-        .await,
-    ];
-    for app in &served {
+    for app in &serve_nested_assets(&dir).await {
         let css = app.get("/static/css/site.css").await;
         assert_eq!(css.status(), 200);
         assert_eq!(css.text().await.unwrap(), "body { margin: 0 }");

@@ -17,3 +17,4 @@ mod span;
 pub use body::{RequestBody, ResponseBody};
 pub use future::ResponseFuture;
 pub use layer::{AnyBody, AxumBody, RequestMetricsLayer, RequestMetricsService};
+pub(crate) use nested::{NestedServices, check_path};
