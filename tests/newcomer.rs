@@ -12,6 +12,7 @@ mod prometheus;
 #[path = "support/rotel.rs"]
 mod rotel;
 
+use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use prometheus::{PROTOBUF_ACCEPT, decode_protobuf};
+use prometheus::{PROTOBUF_ACCEPT, decode_protobuf, parse_samples};
 use rotel::{Batch, Rotel};
 use serverwatch::ServerWatch;
 use support::{TestApp, sample, sample_routes};
@@ -99,6 +100,34 @@ async fn a_nested_service_is_recorded_under_its_nest_template() {
             "only the real 404 is unmatched: {text}"
         );
         assert!(!text.contains("site.css") && !text.contains("missing.css"));
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn no_request_to_a_nested_service_is_unmatched() {
+    let dir = assets("nested-labels");
+    for app in &serve_nested_assets(&dir).await {
+        for path in ["/static/css/site.css", "/static/css/missing.css", "/"] {
+            app.get(path).await;
+        }
+        let labels: BTreeSet<(String, String)> = parse_samples(&app.metrics().await)
+            .into_iter()
+            .filter(|s| s.name == COUNT)
+            .map(|s| {
+                (
+                    s.labels["http_route"].clone(),
+                    s.labels["http_response_status_code"].clone(),
+                )
+            })
+            .collect();
+        let want = [
+            ("/", "200"),
+            ("/static/{*rest}", "200"),
+            ("/static/{*rest}", "404"),
+        ];
+        let want = want.map(|(route, status)| (route.to_owned(), status.to_owned()));
+        assert_eq!(labels, BTreeSet::from(want));
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
