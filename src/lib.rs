@@ -11,10 +11,15 @@ mod source;
 mod sources;
 
 use std::any::Any;
+use std::convert::Infallible;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::Request;
+use axum::response::IntoResponse;
+use parking_lot::Mutex;
+use tower_service::Service;
 
 #[doc(inline)]
 pub use crate::builder::Builder;
@@ -25,6 +30,7 @@ use crate::exporters::Endpoints;
 #[doc(inline)]
 pub use crate::exporters::otlp::{OtlpCompression, OtlpProtocol, OtlpTemporality};
 use crate::part::Handles;
+use crate::record::NestedServices;
 #[doc(inline)]
 pub use crate::record::{
     AnyBody, AxumBody, RequestBody, RequestMetricsLayer, RequestMetricsService, ResponseBody,
@@ -60,6 +66,10 @@ struct Inner {
     path_prefix: String,
     /// What the parts left: the facade's recorder, the OTLP export.
     handles: Handles,
+    /// The services mounted with [`ServerWatch::nest_service`]: each layer
+    /// takes the ones known when it is made, so no request waits on this
+    /// lock.
+    nested: Mutex<Option<Arc<NestedServices>>>,
 }
 
 impl ServerWatch {
@@ -85,6 +95,7 @@ impl ServerWatch {
                 requests,
                 path_prefix,
                 handles,
+                nested: Mutex::new(None),
             }),
         }
     }
@@ -92,8 +103,10 @@ impl ServerWatch {
     /// The layer that records requests. Add it with
     /// [`Router::layer`](axum::Router::layer), after the routes it should see
     /// (with [`for_axum`](RequestMetricsLayer::for_axum) there, it costs
-    /// less; with [`nested_services`](RequestMetricsLayer::nested_services),
-    /// the paths under nested services get their nest's template); it also
+    /// less); the services mounted with [`nest_service`](Self::nest_service)
+    /// before it is made, or named with
+    /// [`nested_services`](RequestMetricsLayer::nested_services), get their
+    /// nest's template. It also
     /// works on any other tower stack (see [`RequestMetricsLayer`]). The
     /// observability routes, nested or merged into the router before the
     /// layer, are never recorded; merge them before the layer rather than
@@ -110,7 +123,56 @@ impl ServerWatch {
     /// # Ok::<(), serverwatch::BuildError>(())
     /// ```
     pub fn layer(&self) -> RequestMetricsLayer {
-        RequestMetricsLayer::new(Arc::clone(&self.inner.requests), exporters::routes::PATHS)
+        RequestMetricsLayer::new(
+            Arc::clone(&self.inner.requests),
+            exporters::routes::PATHS,
+            self.inner.nested.lock().clone(),
+        )
+    }
+
+    /// Nests `service` at `path` in `app`, as
+    /// [`Router::nest_service`](axum::Router::nest_service) does, and
+    /// remembers the path: the layers this watch makes afterwards, and so
+    /// [`instrument`](Self::instrument), record a request under it (axum
+    /// gives it no `MatchedPath`) as the nest's template, `/static/{*rest}`,
+    /// instead of `unmatched`. Mount nested services this way before
+    /// calling [`layer`](Self::layer) or `instrument`: a layer made earlier
+    /// does not know them. `path` is the one the layer will see, so nest
+    /// the service into the router the layer goes on.
+    ///
+    /// # Panics
+    ///
+    /// When `path` is not one a service can be nested at (it must start
+    /// with `/`, and not be the root, end with `/` or hold a wildcard), or
+    /// when axum refuses it: the message names the path.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    ///
+    /// let watch = serverwatch::ServerWatch::builder().build()?;
+    /// let assets = tower::service_fn(|_| async {
+    ///     Ok::<_, std::convert::Infallible>(axum::response::Response::new(axum::body::Body::empty()))
+    /// });
+    /// let app: Router = Router::new().route("/", get(|| async { "home" }));
+    /// // First the nested services, then `instrument` (or `layer`).
+    /// let app = watch.nest_service(app, "/static", assets);
+    /// // GET /static/site.css is recorded as /static/{*rest}.
+    /// let app = watch.instrument(app);
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    #[track_caller]
+    pub fn nest_service<S, T>(&self, app: Router<S>, path: &str, service: T) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+        T: Service<Request, Error = Infallible> + Clone + Send + Sync + 'static,
+        T::Response: IntoResponse,
+        T::Future: Send + 'static,
+    {
+        record::check_path(path);
+        let app = app.nest_service(path, service);
+        let mut nested = self.inner.nested.lock();
+        *nested = NestedServices::with_paths(nested.as_deref(), [path.to_owned()]).map(Arc::new);
+        app
     }
 
     /// The observability routes, `/metrics`, `/health` and (feature
@@ -137,7 +199,8 @@ impl ServerWatch {
     }
 
     /// The one-call setup: records every request of `app` (its nested
-    /// routers, its nested services and its fallback included) and adds the
+    /// routers, the services nested with [`nest_service`](Self::nest_service)
+    /// and its fallback included) and adds the
     /// observability routes under [`Builder::path_prefix`]. Requests to the
     /// observability routes themselves are not recorded, nor are those to
     /// routes added to the returned router afterwards (`Router::layer` only
@@ -166,8 +229,7 @@ impl ServerWatch {
             "" => self.router(),
             prefix => Router::new().nest(prefix, self.router()),
         };
-        let layer = self.layer().for_axum().nested_services(&app);
-        let app = app.layer(layer);
+        let app = app.layer(self.layer().for_axum());
         // Merged into the routes (not the other way round) so that the
         // app's fallback, now instrumented, is the one that stays: axum keeps
         // the fallback of the router passed to `merge` when neither has a
@@ -266,19 +328,70 @@ fn collision(prefix: &str, payload: &(dyn Any + Send)) -> String {
 mod tests {
     use super::*;
 
-    /// The layer knows the observability routes by their paths: every
-    /// route of the router must be in the list, and only those.
-    #[test]
-    fn every_observability_route_is_listed() {
+    /// The layer knows the observability routes by their paths: each path
+    /// listed is a route of the router, with that very template, and a
+    /// path not listed is none.
+    #[tokio::test]
+    async fn every_observability_route_is_listed() {
+        use axum::extract::MatchedPath;
+        use axum::middleware::{self, Next};
+        use tower::ServiceExt;
+
+        #[derive(Clone)]
+        struct Template(Option<String>);
+        async fn template(request: Request, next: Next) -> axum::response::Response {
+            let matched = request.extensions().get::<MatchedPath>();
+            let template = Template(matched.map(|m| m.as_str().to_owned()));
+            let mut response = next.run(request).await;
+            response.extensions_mut().insert(template);
+            response
+        }
         let watch = ServerWatch::builder().build().unwrap();
-        let router: Router = watch.router();
-        let mut routes = record::route_paths(&format!("{router:?}"));
-        routes.sort();
-        let mut listed: Vec<&str> = exporters::routes::PATHS.to_vec();
-        listed.sort();
+        let router: Router = watch.router().layer(middleware::from_fn(template));
+        let get = |path: &str| {
+            let request = Request::get(path).body(axum::body::Body::empty()).unwrap();
+            let response = router.clone().oneshot(request);
+            async move {
+                let response = response.await.unwrap();
+                let template = response.extensions().get::<Template>().cloned();
+                (response.status(), template.and_then(|t| t.0))
+            }
+        };
+        for listed in exporters::routes::PATHS {
+            // An asset that exists: `{name}` is the only parameter.
+            let path = listed.replace("{name}", "dashboard.js");
+            assert!(!path.contains('{'), "a value for the parameter of {listed}");
+            let (status, template) = get(&path).await;
+            assert_ne!(status, 404, "{path}");
+            assert_eq!(template.as_deref(), Some(*listed), "{path}");
+        }
         assert_eq!(
-            routes, listed,
-            "exporters::routes::PATHS lists the routes of the router"
+            get("/not-listed").await,
+            (http::StatusCode::NOT_FOUND, None)
         );
+    }
+
+    /// A layer covers the nested services the watch knew when it was made.
+    #[tokio::test]
+    async fn a_layer_takes_the_nested_services_mounted_before_it() {
+        use tower::ServiceExt;
+
+        let watch = ServerWatch::builder().build().unwrap();
+        let early = watch.layer().for_axum();
+        let assets = tower::service_fn(|_: Request| async {
+            Ok::<_, Infallible>(axum::response::Response::new(axum::body::Body::empty()))
+        });
+        let app: Router = watch.nest_service(Router::new(), "/static", assets);
+        for layer in [early, watch.layer().for_axum()] {
+            let request = Request::get("/static/site.css").body(axum::body::Body::empty());
+            let response = app.clone().layer(layer).oneshot(request.unwrap()).await;
+            assert_eq!(response.unwrap().status(), 200);
+        }
+        let routes = watch.requests().summary().routes;
+        let routes: Vec<(&str, u64)> = routes
+            .iter()
+            .map(|(route, totals)| (route.as_str(), totals.requests()))
+            .collect();
+        assert_eq!(routes, [("/static/{*rest}", 1), ("unmatched", 1)]);
     }
 }

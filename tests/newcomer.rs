@@ -12,14 +12,15 @@ mod prometheus;
 #[path = "support/rotel.rs"]
 mod rotel;
 
+use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use prometheus::{PROTOBUF_ACCEPT, decode_protobuf};
+use prometheus::{PROTOBUF_ACCEPT, decode_protobuf, parse_samples};
 use rotel::{Batch, Rotel};
 use serverwatch::ServerWatch;
 use support::{TestApp, sample, sample_routes};
@@ -45,28 +46,29 @@ fn count(text: &str, labels: &[(&str, &str)]) -> Option<f64> {
     sample(text, COUNT, labels)
 }
 
+/// The app with `ServeDir` at `/static`, served twice: nested through the
+/// watch and instrumented, and nested by hand with a layer told the path.
+async fn serve_nested_assets(dir: &Path) -> [TestApp; 2] {
+    let home = || Router::new().route("/", get(|| async { "home" }));
+    let instrumented = ServerWatch::builder().build().unwrap();
+    let layered = ServerWatch::builder().build().unwrap();
+    let nested = instrumented.nest_service(home(), "/static", ServeDir::new(dir));
+    [
+        TestApp::serve(instrumented.instrument(nested)).await,
+        TestApp::serve(
+            home()
+                .nest_service("/static", ServeDir::new(dir))
+                .merge(layered.router())
+                .layer(layered.layer().for_axum().nested_services(["/static"])),
+        )
+        .await,
+    ]
+}
+
 #[tokio::test]
 async fn a_nested_service_is_recorded_under_its_nest_template() {
     let dir = assets("nested");
-    let app = || {
-        Router::new()
-            .route("/", get(|| async { "home" }))
-            .nest_service("/static", ServeDir::new(&dir))
-    };
-    let instrumented = ServerWatch::builder().build().unwrap();
-    let layered = ServerWatch::builder().build().unwrap();
-    let plain = app();
-    let served = [
-        TestApp::serve(instrumented.instrument(app())).await,
-        TestApp::serve(
-            plain
-                .clone()
-                .merge(layered.router())
-                .layer(layered.layer().for_axum().nested_services(&plain)),
-        )
-        .await,
-    ];
-    for app in &served {
+    for app in &serve_nested_assets(&dir).await {
         let css = app.get("/static/css/site.css").await;
         assert_eq!(css.status(), 200);
         assert_eq!(css.text().await.unwrap(), "body { margin: 0 }");
@@ -98,6 +100,34 @@ async fn a_nested_service_is_recorded_under_its_nest_template() {
             "only the real 404 is unmatched: {text}"
         );
         assert!(!text.contains("site.css") && !text.contains("missing.css"));
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn no_request_to_a_nested_service_is_unmatched() {
+    let dir = assets("nested-labels");
+    for app in &serve_nested_assets(&dir).await {
+        for path in ["/static/css/site.css", "/static/css/missing.css", "/"] {
+            app.get(path).await;
+        }
+        let labels: BTreeSet<(String, String)> = parse_samples(&app.metrics().await)
+            .into_iter()
+            .filter(|s| s.name == COUNT)
+            .map(|s| {
+                (
+                    s.labels["http_route"].clone(),
+                    s.labels["http_response_status_code"].clone(),
+                )
+            })
+            .collect();
+        let want = [
+            ("/", "200"),
+            ("/static/{*rest}", "200"),
+            ("/static/{*rest}", "404"),
+        ];
+        let want = want.map(|(route, status)| (route.to_owned(), status.to_owned()));
+        assert_eq!(labels, BTreeSet::from(want));
     }
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -53,7 +53,8 @@ pub struct AxumBody;
 /// sits on any tower stack: axum, hyper, tonic. On an axum
 /// [`Router`](axum::Router), apply it with
 /// [`Router::layer`](axum::Router::layer) so that it sees the matched route
-/// template; it then also covers nested routers and the fallback, and
+/// template; it then also covers nested routers and the fallback,
+/// [`nested_services`](Self::nested_services) names the nested services, and
 /// [`for_axum`](Self::for_axum) makes it cheaper there. On other stacks, name
 /// the routes with [`route_template`](Self::route_template), or they are
 /// recorded as `unmatched`. A panicking handler is caught and answered with
@@ -100,11 +101,15 @@ impl<K> fmt::Debug for RequestMetricsLayer<K> {
 }
 
 impl RequestMetricsLayer {
-    pub(crate) fn new(store: Arc<RequestStore>, observability: &'static [&'static str]) -> Self {
+    pub(crate) fn new(
+        store: Arc<RequestStore>,
+        observability: &'static [&'static str],
+        nested: Option<Arc<NestedServices>>,
+    ) -> Self {
         Self {
             store,
             route_template: None,
-            nested: None,
+            nested,
             observability,
             kind: PhantomData,
         }
@@ -163,13 +168,25 @@ impl<K> RequestMetricsLayer<K> {
         self
     }
 
-    /// Records the requests under the nested services of `router`
-    /// (`Router::nest_service`, `ServeDir`) under the nest's template,
-    /// `/static/{*rest}`: axum gives them no `MatchedPath`, so without this
-    /// they are `unmatched`. [`ServerWatch::instrument`] does it by itself;
-    /// call it when you add the layer yourself, on the router you add it to.
+    /// Records the requests under the services nested at `paths`
+    /// (`Router::nest_service`, `ServeDir`) under the nest's template: a
+    /// request to `/static/css/site.css` under `"/static"` is recorded as
+    /// `/static/{*rest}`. axum gives them no `MatchedPath`, so without this
+    /// they are `unmatched`. Each path is the full one the layer sees the
+    /// requests at, as given to `nest_service` on the router the layer is
+    /// added to; a path parameter (`/t/{tenant}/files`) stays a parameter.
+    /// The paths add to those already known: the ones registered with
+    /// [`ServerWatch::nest_service`] before the layer was made, which
+    /// [`ServerWatch::instrument`] covers without this.
     ///
+    /// [`ServerWatch::nest_service`]: crate::ServerWatch::nest_service
     /// [`ServerWatch::instrument`]: crate::ServerWatch::instrument
+    ///
+    /// # Panics
+    ///
+    /// When a path is not one a service can be nested at (it must start
+    /// with `/`, and not be the root, end with `/` or hold a wildcard), or
+    /// conflicts with another: the message names the path.
     ///
     /// ```
     /// use axum::{Router, routing::get};
@@ -182,12 +199,13 @@ impl<K> RequestMetricsLayer<K> {
     ///     .route("/", get(|| async { "home" }))
     ///     .nest_service("/static", assets);
     /// // GET /static/site.css is recorded as /static/{*rest}.
-    /// let layer = watch.layer().nested_services(&app);
-    /// let app = app.layer(layer);
+    /// let app = app.layer(watch.layer().nested_services(["/static"]));
     /// # Ok::<(), serverwatch::BuildError>(())
     /// ```
-    pub fn nested_services<S>(mut self, router: &axum::Router<S>) -> Self {
-        self.nested = NestedServices::of(router).map(Arc::new);
+    #[track_caller]
+    pub fn nested_services(mut self, paths: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        let paths = paths.into_iter().map(Into::into);
+        self.nested = NestedServices::with_paths(self.nested.as_deref(), paths).map(Arc::new);
         self
     }
 

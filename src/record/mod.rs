@@ -17,5 +17,4 @@ mod span;
 pub use body::{RequestBody, ResponseBody};
 pub use future::ResponseFuture;
 pub use layer::{AnyBody, AxumBody, RequestMetricsLayer, RequestMetricsService};
-#[cfg(test)]
-pub(crate) use nested::route_paths;
+pub(crate) use nested::{NestedServices, check_path};

@@ -1,49 +1,65 @@
 //! The nested services of an axum router (`Router::nest_service`, and so
 //! `ServeDir`): axum gives a request under one of them no `MatchedPath` (it
-//! has one only for the nest's own path), so the layer matches such a
-//! request against the nests' templates itself, with axum's own matcher.
+//! has one only for the nest's own path), so the layer is told where they
+//! are mounted and matches such a request against their templates itself,
+//! with axum's own matcher.
 
 use std::fmt;
 use std::sync::Arc;
 
-use axum::Router;
-
-/// How axum spells the tail of a nested service's template.
-const AXUM_NEST_TAIL: &str = "/{*__private__axum_nest_tail_param}";
-/// How serverwatch labels it: `/static/{*rest}`.
-const NEST_TAIL_LABEL: &str = "/{*rest}";
+/// How serverwatch labels the tail of a nested service's template:
+/// `/static/{*rest}`.
+const NEST_TAIL: &str = "/{*rest}";
 
 /// The nested services' templates, matched as axum matches them.
 pub(crate) struct NestedServices {
     matcher: matchit::Router<Arc<str>>,
-    templates: Vec<Arc<str>>,
+    /// Where the services are mounted, each once, in the order given.
+    paths: Vec<String>,
 }
 
 impl fmt::Debug for NestedServices {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(&self.templates).finish()
+        f.debug_list().entries(&self.paths).finish()
     }
 }
 
 impl NestedServices {
-    /// The nested services of `router`; `None` when it has none.
-    pub(crate) fn of<S>(router: &Router<S>) -> Option<Self> {
+    /// The services of `base` and those mounted at `paths`; `None` when
+    /// there are none.
+    ///
+    /// # Panics
+    ///
+    /// When a path is not one axum nests a service at, or conflicts with
+    /// another: the message names it.
+    #[track_caller]
+    pub(crate) fn with_paths(
+        base: Option<&Self>,
+        paths: impl IntoIterator<Item = String>,
+    ) -> Option<Self> {
         let mut nested = Self {
             matcher: matchit::Router::new(),
-            templates: Vec::new(),
+            paths: Vec::new(),
         };
-        for path in route_paths(&format!("{router:?}")) {
-            let Some(prefix) = path.strip_suffix(AXUM_NEST_TAIL) else {
-                continue;
-            };
-            let label: Arc<str> = format!("{prefix}{NEST_TAIL_LABEL}").into();
-            // axum accepted the same template among others, so it cannot
-            // conflict here.
-            if nested.matcher.insert(path, Arc::clone(&label)).is_ok() {
-                nested.templates.push(label);
-            }
+        let known = base.into_iter().flat_map(|base| base.paths.iter().cloned());
+        for path in known.chain(paths) {
+            nested.insert(path);
         }
-        (!nested.templates.is_empty()).then_some(nested)
+        (!nested.paths.is_empty()).then_some(nested)
+    }
+
+    #[track_caller]
+    fn insert(&mut self, path: String) {
+        check_path(&path);
+        // The same nest named twice (by the watch and by the layer) is one.
+        if self.paths.contains(&path) {
+            return;
+        }
+        let template: Arc<str> = format!("{path}{NEST_TAIL}").into();
+        if let Err(e) = self.matcher.insert(&*template, Arc::clone(&template)) {
+            panic!("serverwatch: the nested service path {path:?} cannot be matched: {e}");
+        }
+        self.paths.push(path);
     }
 
     /// The template of the nested service `path` is under, if any.
@@ -52,85 +68,67 @@ impl NestedServices {
     }
 }
 
-/// The templates of the routes (not the fallbacks) of a router, from its
-/// `Debug` text: axum has no API that lists them, and its `Debug` output
-/// does, as string literals. Literals with escapes are left out: no route
-/// template needs one.
-pub(crate) fn route_paths(debug: &str) -> Vec<String> {
-    let mut paths = Vec::new();
-    let mut rest = debug;
-    while let Some(quote) = rest.find('"') {
-        // The fallbacks come after the routes.
-        if rest[..quote].contains("fallback_router:") {
-            break;
-        }
-        let literal = &rest[quote + 1..];
-        let mut end = None;
-        let mut escaped = false;
-        let mut chars = literal.char_indices();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => {
-                    escaped = true;
-                    chars.next();
-                }
-                '"' => {
-                    end = Some(i);
-                    break;
-                }
-                _ => {}
-            }
-        }
-        let Some(end) = end else { break };
-        let text = &literal[..end];
-        if !escaped && text.starts_with('/') {
-            paths.push(text.to_owned());
-        }
-        rest = &literal[end + 1..];
-    }
-    paths
+/// Panics, naming `path`, unless a service can be nested there: axum
+/// refuses the root and wildcards, and a trailing `/` would make a template
+/// with an empty segment.
+#[track_caller]
+pub(crate) fn check_path(path: &str) {
+    let problem = if !path.starts_with('/') {
+        "must start with '/'"
+    } else if path == "/" {
+        "cannot be the root: axum nests no service there (a fallback service's requests are \
+         `unmatched`)"
+    } else if path.ends_with('/') {
+        "must not end with '/'"
+    } else if path.contains("{*") {
+        "must not hold a wildcard: serverwatch adds `/{*rest}` itself"
+    } else {
+        return;
+    };
+    panic!("serverwatch: the nested service path {path:?} {problem}");
 }
 
 #[cfg(test)]
 mod tests {
+    use std::panic::catch_unwind;
+
     use super::*;
-    use axum::routing::get;
+
+    fn nested(paths: &[&str]) -> Option<NestedServices> {
+        NestedServices::with_paths(None, paths.iter().map(|p| (*p).to_owned()))
+    }
 
     #[test]
-    fn the_templates_of_nested_services_are_read_from_the_router() {
-        let inner = Router::new().route("/x", get(|| async { "x" }));
-        let router: Router = Router::new()
-            .route("/items/{id}", get(|| async { "item" }))
-            .nest_service(
-                "/static",
-                tower::service_fn(|_| async {
-                    Ok::<_, std::convert::Infallible>(axum::response::Response::new(
-                        axum::body::Body::empty(),
-                    ))
-                }),
-            )
-            .nest_service("/t/{tenant}/files", inner.clone())
-            .nest("/api", inner)
-            .fallback(|| async { "fallback" });
-        let nested = NestedServices::of(&router).unwrap();
+    fn a_request_under_a_nest_gets_its_template() {
+        let nested = nested(&["/static", "/t/{tenant}/files"]).unwrap();
+        let template = |path| nested.template(path).map(|t| &**t);
+        assert_eq!(template("/static/css/site.css"), Some("/static/{*rest}"));
         assert_eq!(
-            nested.template("/static/css/site.css").map(|t| &**t),
-            Some("/static/{*rest}")
-        );
-        assert_eq!(
-            nested.template("/t/42/files/a%20b").map(|t| &**t),
+            template("/t/42/files/a%20b"),
             Some("/t/{tenant}/files/{*rest}")
         );
-        assert_eq!(nested.template("/api/x"), None);
-        assert_eq!(nested.template("/other"), None);
-        let mut paths = route_paths(&format!("{router:?}"));
-        paths.sort();
-        assert!(paths.contains(&"/items/{id}".to_owned()), "{paths:?}");
-        assert!(
-            !paths.iter().any(|p| p.contains("fallback")),
-            "fallbacks are not routes: {paths:?}"
-        );
-        let plain: Router = Router::new().route("/a", get(|| async { "a" }));
-        assert!(NestedServices::of(&plain).is_none());
+        // axum gives the nest's own path a `MatchedPath`.
+        assert_eq!(template("/static"), None);
+        assert_eq!(template("/staticx/a"), None);
+        assert_eq!(template("/other"), None);
+    }
+
+    #[test]
+    fn paths_add_up_and_each_counts_once() {
+        let first = nested(&["/static", "/static"]).unwrap();
+        let both = NestedServices::with_paths(Some(&first), ["/assets".to_owned()]).unwrap();
+        assert_eq!(first.paths, ["/static"]);
+        assert_eq!(both.paths, ["/static", "/assets"]);
+        assert!(both.template("/static/a").is_some());
+        assert!(nested(&[]).is_none());
+    }
+
+    #[test]
+    fn a_path_no_service_can_be_nested_at_panics_with_its_name() {
+        for path in ["static", "/", "/static/", "/static/{*rest}", "/a/{b"] {
+            let payload = catch_unwind(|| nested(&[path])).expect_err(path);
+            let message = payload.downcast_ref::<String>().unwrap();
+            assert!(message.contains(&format!("{path:?}")), "{message}");
+        }
     }
 }
