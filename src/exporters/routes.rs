@@ -15,7 +15,7 @@ use http::{HeaderMap, HeaderValue, header};
 use super::Endpoints;
 use super::health::HealthReport;
 use super::prometheus;
-use crate::sources::requests::Claims;
+use crate::record::Claims;
 
 /// Every route of [`router`], relative to where it is mounted. A layer
 /// outside the router offers a claim to the requests whose route ends with

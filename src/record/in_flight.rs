@@ -11,9 +11,10 @@ use axum::extract::MatchedPath;
 use http::{Response, StatusCode};
 
 use super::body::ByteSink;
+use super::claim::Claim;
 use crate::model::exemplar::SpanIds;
 use crate::sources::requests::{
-    Claim, ErrorKind, Method, NO_STATUS, Observation, RequestStore, SeriesKey, UNMATCHED_ROUTE,
+    ErrorKind, Method, NO_STATUS, Observation, RequestStore, SeriesKey, UNMATCHED_ROUTE,
 };
 
 /// The route template a request is recorded under.

@@ -14,10 +14,11 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::body::{CountingBody, RequestBody, ResponseBody};
+use super::claim::{Claim, Claims};
 use super::future::ResponseFuture;
 use super::in_flight::{Counter, InFlight, Route, request_counter};
 use super::nested::NestedServices;
-use crate::sources::requests::{Claim, Claims, Method, RequestStore};
+use crate::sources::requests::{Method, RequestStore};
 
 /// Names the route template of a request, for stacks without axum's router.
 type RouteTemplate = Arc<dyn Fn(&request::Parts) -> Option<&'static str> + Send + Sync>;

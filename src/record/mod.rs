@@ -1,5 +1,5 @@
 //! Request metrics: a tower layer that records every request once into the
-//! request store ([`crate::sources::requests`]) that all views read.
+//! request store ([`crate::sources::requests`]) that the exporters read.
 //!
 //! Per request the layer takes the method, the route template (never the
 //! raw path), the status, the body sizes and the duration: when the
@@ -8,6 +8,7 @@
 //! 500.
 
 mod body;
+mod claim;
 mod future;
 mod in_flight;
 mod layer;
@@ -15,6 +16,7 @@ mod nested;
 mod span;
 
 pub use body::{RequestBody, ResponseBody};
+pub(crate) use claim::Claims;
 pub use future::ResponseFuture;
 pub use layer::{AnyBody, AxumBody, RequestMetricsLayer, RequestMetricsService};
 pub(crate) use nested::{NestedServices, check_path};

@@ -5,7 +5,6 @@
 //! metric families ([`RequestStore::families`]) or the summary
 //! ([`RequestStore::summary`]); nothing else holds request numbers.
 
-mod claim;
 mod families;
 mod health;
 mod labels;
@@ -17,7 +16,6 @@ use std::time::SystemTime;
 
 use parking_lot::Mutex;
 
-pub(crate) use claim::{Claim, Claims};
 pub(crate) use labels::{
     ErrorKind, Method, NO_STATUS, OverflowKey, SeriesKey, UNMATCHED_ROUTE, status_key,
 };

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use super::{Method, RequestStore};
+use crate::sources::requests::{Method, RequestStore};
 
 const LIVE: u8 = 0;
 const TAKEN: u8 = 1;
