@@ -23,9 +23,9 @@ impl std::fmt::Debug for BearerToken {
     }
 }
 
-/// The core settings, as given.
+/// The core settings, as given; [`Config`] is what `check` makes of them.
 #[derive(Debug, Clone)]
-pub(crate) struct Config {
+pub(crate) struct Settings {
     /// `None`: the environment decides (`OTEL_SERVICE_NAME`, …).
     pub(crate) service_name: Option<String>,
     pub(crate) service_version: String,
@@ -46,7 +46,7 @@ pub(crate) struct Config {
     pub(crate) skip_routes: Vec<String>,
 }
 
-impl Default for Config {
+impl Default for Settings {
     fn default() -> Self {
         Self {
             service_name: None,
@@ -68,7 +68,7 @@ impl Default for Config {
 
 /// The core settings, checked.
 #[derive(Debug, Clone)]
-pub(crate) struct Checked {
+pub(crate) struct Config {
     pub(crate) service: Service,
     pub(crate) max_series: usize,
     pub(crate) recent_errors: usize,
@@ -83,13 +83,13 @@ pub(crate) struct Checked {
     pub(crate) skip_routes: Vec<String>,
 }
 
-impl Config {
+impl Settings {
     /// Checks every setting; `name_from_env` gives the service name when
     /// none was set.
     pub(crate) fn check(
         self,
         name_from_env: impl FnOnce() -> Option<String>,
-    ) -> Result<Checked, BuildError> {
+    ) -> Result<Config, BuildError> {
         let name = self
             .service_name
             .or_else(name_from_env)
@@ -195,7 +195,7 @@ impl Config {
                     })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Checked {
+        Ok(Config {
             disabled_instruments,
             service: Service {
                 name,

@@ -195,7 +195,9 @@ fn every_module_uses_only_what_architecture_md_allows() {
                 .unwrap_or_else(|| "lib".to_owned());
             let fine = within(&target, row)
                 || within(&target, &module)
-                || allowed.iter().any(|a| within(&path, a) || within(&target, a));
+                || allowed
+                    .iter()
+                    .any(|a| within(&path, a) || within(&target, a));
             if !fine {
                 wrong.push(format!("{module} uses {path} (its row: `{row}`)"));
             }

@@ -12,7 +12,7 @@ mod otlp;
 use std::sync::Arc;
 
 use crate::ServerWatch;
-use crate::config::{BearerToken, Config};
+use crate::config::{BearerToken, Settings};
 use crate::error::BuildError;
 use crate::exporters::Endpoints;
 use crate::part::{Assembly, Env, Handles, Parts};
@@ -35,7 +35,7 @@ use crate::sources::system::SystemSwitch;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Builder {
-    config: Config,
+    settings: Settings,
     /// The settings of every source and exporter that brings its own.
     parts: Parts,
     /// The app's own prometheus-client registry, merged into `/metrics`.
@@ -47,7 +47,7 @@ impl Default for Builder {
         let mut parts = crate::sources::parts();
         parts.extend(crate::exporters::parts());
         Self {
-            config: Config::default(),
+            settings: Settings::default(),
             parts: Parts::new(parts),
             registry: None,
         }
@@ -64,7 +64,7 @@ impl Builder {
     /// let builder = serverwatch::ServerWatch::builder().service_name("inventory");
     /// ```
     pub fn service_name(mut self, name: impl Into<String>) -> Self {
-        self.config.service_name = Some(name.into());
+        self.settings.service_name = Some(name.into());
         self
     }
 
@@ -75,7 +75,7 @@ impl Builder {
     /// let builder = serverwatch::ServerWatch::builder().service_version(env!("CARGO_PKG_VERSION"));
     /// ```
     pub fn service_version(mut self, version: impl Into<String>) -> Self {
-        self.config.service_version = version.into();
+        self.settings.service_version = version.into();
         self
     }
 
@@ -88,7 +88,7 @@ impl Builder {
     /// assert_eq!(err.setting(), "max_series");
     /// ```
     pub fn max_series(mut self, max: usize) -> Self {
-        self.config.max_series = max;
+        self.settings.max_series = max;
         self
     }
 
@@ -99,7 +99,7 @@ impl Builder {
     /// let builder = serverwatch::ServerWatch::builder().recent_errors(50);
     /// ```
     pub fn recent_errors(mut self, capacity: usize) -> Self {
-        self.config.recent_errors = capacity;
+        self.settings.recent_errors = capacity;
         self
     }
 
@@ -112,7 +112,7 @@ impl Builder {
     /// let builder = serverwatch::ServerWatch::builder().bearer_token(token);
     /// ```
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
-        self.config.bearer_token = Some(BearerToken(token.into()));
+        self.settings.bearer_token = Some(BearerToken(token.into()));
         self
     }
 
@@ -129,7 +129,7 @@ impl Builder {
     /// let builder = serverwatch::ServerWatch::builder().panic_messages(true);
     /// ```
     pub fn panic_messages(mut self, show: bool) -> Self {
-        self.config.panic_messages = Some(show);
+        self.settings.panic_messages = Some(show);
         self
     }
 
@@ -142,7 +142,7 @@ impl Builder {
     /// # Ok::<(), serverwatch::BuildError>(())
     /// ```
     pub fn path_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.config.path_prefix = prefix.into();
+        self.settings.path_prefix = prefix.into();
         self
     }
 
@@ -160,7 +160,7 @@ impl Builder {
     /// assert_eq!(err.setting(), "metric_prefix");
     /// ```
     pub fn metric_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.config.metric_prefix = Some(prefix.into());
+        self.settings.metric_prefix = Some(prefix.into());
         self
     }
 
@@ -197,7 +197,7 @@ impl Builder {
     /// # Ok::<(), serverwatch::BuildError>(())
     /// ```
     pub fn duration_buckets(mut self, bounds: impl Into<Vec<f64>>) -> Self {
-        self.config.duration_buckets = Some(bounds.into());
+        self.settings.duration_buckets = Some(bounds.into());
         self
     }
 
@@ -209,7 +209,7 @@ impl Builder {
     /// let builder = serverwatch::ServerWatch::builder().request_body_size_buckets([0.0, 1e3, 1e6]);
     /// ```
     pub fn request_body_size_buckets(mut self, bounds: impl Into<Vec<f64>>) -> Self {
-        self.config.request_body_size_buckets = Some(bounds.into());
+        self.settings.request_body_size_buckets = Some(bounds.into());
         self
     }
 
@@ -221,7 +221,7 @@ impl Builder {
     /// let builder = serverwatch::ServerWatch::builder().response_body_size_buckets([0.0, 1e3, 1e6]);
     /// ```
     pub fn response_body_size_buckets(mut self, bounds: impl Into<Vec<f64>>) -> Self {
-        self.config.response_body_size_buckets = Some(bounds.into());
+        self.settings.response_body_size_buckets = Some(bounds.into());
         self
     }
 
@@ -250,7 +250,7 @@ impl Builder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.config
+        self.settings
             .disabled_instruments
             .extend(names.into_iter().map(Into::into));
         self
@@ -277,7 +277,7 @@ impl Builder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.config
+        self.settings
             .skip_routes
             .extend(templates.into_iter().map(Into::into));
         self
@@ -425,7 +425,7 @@ impl Builder {
             let named = part.read_env(env)?;
             name_from_env = name_from_env.or(named);
         }
-        let config = self.config.check(|| name_from_env)?;
+        let config = self.settings.check(|| name_from_env)?;
         let instruments: Vec<_> = crate::sources::instruments().collect();
         let disabled = config
             .disabled_instruments

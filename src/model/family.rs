@@ -43,38 +43,6 @@ pub(crate) enum PointValue {
     },
 }
 
-impl PointValue {
-    /// What was added since `earlier`, a reading of the same point: what a
-    /// delta exporter sends. A value below `earlier` was reset, so all of
-    /// it is new.
-    #[cfg(feature = "otlp")]
-    pub(crate) fn minus(&self, earlier: &PointValue) -> PointValue {
-        match (self, earlier) {
-            (PointValue::Number(now), PointValue::Number(then)) if now >= then => {
-                PointValue::Number(now - then)
-            }
-            (PointValue::Histogram { bounds, data }, PointValue::Histogram { data: then, .. })
-                if data.count >= then.count =>
-            {
-                PointValue::Histogram {
-                    bounds: Arc::clone(bounds),
-                    data: data.minus(then),
-                }
-            }
-            _ => self.clone(),
-        }
-    }
-
-    /// Whether nothing was observed: what a delta of an idle point is.
-    #[cfg(feature = "otlp")]
-    pub(crate) fn is_zero(&self) -> bool {
-        match self {
-            PointValue::Number(v) => *v == 0.0,
-            PointValue::Histogram { data, .. } => data.count == 0,
-        }
-    }
-}
-
 impl Family {
     pub(crate) fn new(instrument: &'static Instrument) -> Self {
         Self {

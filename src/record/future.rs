@@ -25,7 +25,7 @@ pin_project! {
     #[derive(Debug)]
     pub struct ResponseFuture<F, K = AnyBody> {
         #[pin]
-        state: State<F>,
+        stage: Stage<F>,
         in_flight: Option<InFlight>,
         kind: PhantomData<fn() -> K>,
     }
@@ -34,7 +34,7 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     #[derive(Debug)]
-    enum State<F> {
+    enum Stage<F> {
         Running { #[pin] future: F },
         Panicked { message: Option<String> },
     }
@@ -43,14 +43,14 @@ pin_project! {
 impl<F, K> ResponseFuture<F, K> {
     /// The future of the inner service's call, or the panic of that call.
     pub(super) fn new(in_flight: InFlight, called: std::thread::Result<F>) -> Self {
-        let state = match called {
-            Ok(future) => State::Running { future },
-            Err(payload) => State::Panicked {
+        let stage = match called {
+            Ok(future) => Stage::Running { future },
+            Err(payload) => Stage::Panicked {
                 message: Some(panic_message(&*payload)),
             },
         };
         Self {
-            state,
+            stage,
             in_flight: Some(in_flight),
             kind: PhantomData,
         }
@@ -66,7 +66,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let panic = match this.state.project() {
+        let panic = match this.stage.project() {
             StateProj::Running { future } => {
                 match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
                     Ok(Poll::Pending) => return Poll::Pending,

@@ -109,7 +109,7 @@ impl Encoder {
             (OtlpTemporality::Cumulative, _) => false,
             (_, Kind::Histogram) => true,
             (OtlpTemporality::Delta, Kind::Counter) => true,
-            (OtlpTemporality::LowMemory, Kind::Counter) => !instrument.is_observed(),
+            (OtlpTemporality::LowMemory, Kind::Counter) => !is_observed(instrument),
             (_, Kind::UpDownCounter | Kind::Gauge | Kind::Info) => false,
         }
     }
@@ -158,7 +158,7 @@ impl Encoder {
             } else {
                 Sent::cumulative(point, nanos(self.origin.start), now)
             };
-            if sent.delta.as_ref().is_some_and(PointValue::is_zero) {
+            if sent.delta.as_ref().is_some_and(is_zero) {
                 sent.keep(baseline);
                 continue;
             }
@@ -223,7 +223,7 @@ impl Encoder {
         Sent {
             start: self.taken.time,
             time: now,
-            delta: earlier.map(|earlier| point.value.minus(earlier)),
+            delta: earlier.map(|earlier| minus(&point.value, earlier)),
             whole: earlier.is_none(),
             key: Some(key),
             point,
@@ -358,6 +358,41 @@ fn key_value(key: &str, value: any_value::Value) -> KeyValue {
 fn nanos(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// What was added to `now` since `earlier`, a reading of the same point:
+/// what a delta exporter sends. A value below `earlier` was reset, so all
+/// of it is new.
+fn minus(now: &PointValue, earlier: &PointValue) -> PointValue {
+    match (now, earlier) {
+        (PointValue::Number(n), PointValue::Number(then)) if n >= then => {
+            PointValue::Number(n - then)
+        }
+        (PointValue::Histogram { bounds, data }, PointValue::Histogram { data: then, .. })
+            if data.count >= then.count =>
+        {
+            PointValue::Histogram {
+                bounds: std::sync::Arc::clone(bounds),
+                data: data.minus(then),
+            }
+        }
+        _ => now.clone(),
+    }
+}
+
+/// Whether nothing was observed: what a delta of an idle point is.
+fn is_zero(value: &PointValue) -> bool {
+    match value {
+        PointValue::Number(v) => *v == 0.0,
+        PointValue::Histogram { data, .. } => data.count == 0,
+    }
+}
+
+/// Read from the process or the system when asked (an asynchronous
+/// instrument, in OpenTelemetry's terms), rather than recorded as events
+/// happen: the `process.*` and `system.*` ones.
+fn is_observed(instrument: &Instrument) -> bool {
+    instrument.otel_name.starts_with("process.") || instrument.otel_name.starts_with("system.")
 }
 
 #[cfg(test)]

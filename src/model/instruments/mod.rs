@@ -82,14 +82,6 @@ pub(crate) struct Instrument {
 }
 
 impl Instrument {
-    /// Read from the process or the system when asked (an asynchronous
-    /// instrument, in OpenTelemetry's terms), rather than recorded as events
-    /// happen: the `process.*` and `system.*` ones.
-    #[cfg(feature = "otlp")]
-    pub(crate) fn is_observed(&self) -> bool {
-        self.otel_name.starts_with("process.") || self.otel_name.starts_with("system.")
-    }
-
     /// The family name on `/metrics`: the base name and the unit suffix.
     pub(crate) fn prometheus_family(&self) -> String {
         match self.unit.prometheus() {

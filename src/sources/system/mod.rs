@@ -133,11 +133,11 @@ pub(crate) struct SystemReader {
 struct Reader {
     pid: Pid,
     started: Instant,
-    state: Mutex<State>,
+    state: Mutex<Cache>,
 }
 
 #[derive(Debug)]
-struct State {
+struct Cache {
     system: System,
     cached: Option<(Instant, Arc<SystemSnapshot>)>,
 }
@@ -148,7 +148,7 @@ impl SystemReader {
             inner: Arc::new(Reader {
                 pid: Pid::from_u32(std::process::id()),
                 started: Instant::now(),
-                state: Mutex::new(State {
+                state: Mutex::new(Cache {
                     system: System::new(),
                     cached: None,
                 }),
