@@ -1,17 +1,15 @@
 //! The demo (`examples/demo.rs`), which users copy, run as a user runs it.
 
-#[allow(dead_code, reason = "the demo needs only part of the launcher")]
-#[path = "support/launcher.rs"]
-mod launcher;
-#[path = "support/rotel.rs"]
-mod rotel;
+mod support;
+
+use support::launcher;
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use launcher::{Run, Server, ServerKind};
-use rotel::Rotel;
+use support::launcher::{Run, Server, ServerKind};
+use support::rotel::Rotel;
 
 /// The demo binary that `cargo test` builds beside the test binaries, with
 /// `OTEL_SERVICE_NAME` set to `name` if given, and the flags and variables

@@ -8,11 +8,9 @@
 //! `tracing` span through `tracing-opentelemetry`. Either way the trace is
 //! the client's, from its `traceparent` header.
 
-#[path = "support/prometheus.rs"]
-mod prometheus;
-#[path = "support/rotel.rs"]
-mod rotel;
 mod support;
+
+use support::rotel;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,11 +23,11 @@ use axum::routing::get;
 use opentelemetry::trace::{
     FutureExt as _, SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
 };
-use prometheus::{
+use serverwatch::ServerWatch;
+use support::prometheus::{
     PROTOBUF_ACCEPT, Prometheus, decode_protobuf, parse_openmetrics_strict, promtool_check_metrics,
 };
-use rotel::Rotel;
-use serverwatch::ServerWatch;
+use support::rotel::Rotel;
 use support::{TestApp, eventually};
 
 /// The client's trace: `traceparent: 00-<trace>-<span>-01`.

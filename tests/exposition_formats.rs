@@ -3,13 +3,14 @@
 //! strict OpenMetrics parser for OpenMetrics 1.0.0. Both must carry the same
 //! request figures.
 
-#[path = "support/prometheus.rs"]
-mod prometheus;
+mod support;
+
+use support::prometheus;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
-use prometheus::{DEADLINE, Sample, counts_by_series, parse_samples, value_of, wait_for};
+use support::prometheus::{DEADLINE, Sample, counts_by_series, parse_samples, value_of, wait_for};
 
 const OPENMETRICS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0";
 

@@ -21,12 +21,8 @@
 
 mod support;
 
-#[path = "support/mongo.rs"]
-mod mongo;
-#[path = "support/prometheus.rs"]
-mod prometheus;
-#[path = "support/rotel.rs"]
-mod rotel;
+use support::prometheus;
+use support::rotel;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -39,8 +35,8 @@ use serde_json::Value;
 use serverwatch::{Builder, ServerWatch};
 use support::TestApp;
 
-use mongo::{BlackHole, Nx, ProxyMode, WireProxy};
-use prometheus::{Sample, value_of};
+use support::mongo::{BlackHole, Nx, ProxyMode, WireProxy};
+use support::prometheus::{Sample, value_of};
 
 /// The probe's default timeout.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);

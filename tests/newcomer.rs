@@ -7,11 +7,6 @@
 
 mod support;
 
-#[path = "support/prometheus.rs"]
-mod prometheus;
-#[path = "support/rotel.rs"]
-mod rotel;
-
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -19,9 +14,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use prometheus::{PROTOBUF_ACCEPT, decode_protobuf};
-use rotel::{Batch, Rotel};
 use serverwatch::ServerWatch;
+use support::prometheus::{PROTOBUF_ACCEPT, decode_protobuf};
+use support::rotel::{Batch, Rotel};
 use support::{TestApp, sample, sample_routes};
 use tower_http::services::ServeDir;
 

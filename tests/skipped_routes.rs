@@ -4,14 +4,11 @@
 
 mod support;
 
-#[path = "support/rotel.rs"]
-mod rotel;
-
 use std::time::Duration;
 
 use axum::routing::get;
-use rotel::Rotel;
 use serverwatch::ServerWatch;
+use support::rotel::Rotel;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 

@@ -1,6 +1,15 @@
-//! What the integration tests share: a sample app served on a free loopback
-//! port, and a reader for the Prometheus text of `/metrics`.
+//! What the integration tests share, one module tree that each test binary
+//! includes with `mod support;`: a sample app served on a free loopback port
+//! and a reader for the Prometheus text of `/metrics` (here), and the real
+//! servers and collectors the tests start (the submodules).
 #![allow(dead_code, reason = "each test binary uses a different part")]
+
+pub mod collector;
+pub mod launcher;
+pub mod logs;
+pub mod mongo;
+pub mod prometheus;
+pub mod rotel;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

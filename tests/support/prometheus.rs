@@ -4,14 +4,8 @@
 //! drop) and its query API, `promtool check metrics`, Python's strict
 //! OpenMetrics parser, and a small exposition-format sample parser.
 //!
-//! Include it with `#[path = "support/prometheus.rs"] mod prometheus;`.
 //! Nothing here skips: a missing tool fails the test and says to run
 //! `scripts/install-test-deps`.
-
-#![allow(
-    dead_code,
-    reason = "each test file uses a different part of this module"
-)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -20,18 +14,11 @@ use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-#[allow(
-    clippy::duplicate_mod,
-    reason = "each helper stands alone; a test binary may include several"
-)]
-#[path = "launcher.rs"]
-mod launcher;
-
+use super::launcher::{Run, Server, ServerKind, poll, require};
 use axum::Router;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
-use launcher::{Run, Server, ServerKind, poll, require};
 use serde_json::Value;
 
 /// How long anything may take to appear (a scrape result, a recorded
