@@ -12,7 +12,7 @@ use support::prometheus;
 use std::time::Duration;
 
 use serverwatch::ServerWatch;
-use support::prometheus::{Sample, parse_samples, value_of as value};
+use support::exposition::{Sample, parse_samples, value_of as value};
 use support::rotel::{AttrValue, Batch, Rotel};
 use support::{sample, series_count};
 

@@ -7,7 +7,6 @@
 
 mod support;
 
-use support::prometheus;
 use support::rotel;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -150,7 +149,7 @@ fn close(a: f64, b: f64) -> bool {
 /// Every point of the three request histograms of `batch` equals the same
 /// series on `/metrics`: count, sum, each bucket, and the same series.
 fn assert_batch_matches_metrics(batch: &Batch, metrics_text: &str) {
-    let samples = prometheus::parse_samples(metrics_text);
+    let samples = support::exposition::parse_samples(metrics_text);
     for (otel, prom) in HISTOGRAMS {
         let metric = batch
             .metric(otel)
