@@ -1,17 +1,16 @@
 //! The demo (`examples/demo.rs`), which users copy, run as a user runs it.
 
-#[allow(dead_code, reason = "the demo needs only part of the launcher")]
-#[path = "support/launcher.rs"]
-mod launcher;
-#[path = "support/rotel.rs"]
-mod rotel;
+mod support;
+
+use support::launcher;
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use launcher::{Run, Server, ServerKind};
-use rotel::Rotel;
+use support::exposition::samples_named;
+use support::launcher::{Run, Server, ServerKind};
+use support::rotel::Rotel;
 
 /// The demo binary that `cargo test` builds beside the test binaries, with
 /// `OTEL_SERVICE_NAME` set to `name` if given, and the flags and variables
@@ -83,12 +82,12 @@ async fn service_name_of(demo: Demo) -> String {
     server.launch(1).await;
     let url = format!("http://127.0.0.1:{}/metrics", server.ports()[0]);
     let text = reqwest::get(url).await.unwrap().text().await.unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("serverwatch_build_info{"))
-        .unwrap_or_else(|| panic!("no build info in:\n{text}"));
-    let (_, rest) = line.split_once("service_name=\"").unwrap();
-    rest.split('"').next().unwrap().to_owned()
+    let info = samples_named(&text, "serverwatch_build_info");
+    assert_eq!(info.len(), 1, "one build info in:\n{text}");
+    info[0]
+        .label("service_name")
+        .unwrap_or_else(|| panic!("no service_name on {:?}", info[0]))
+        .to_owned()
 }
 
 #[tokio::test]

@@ -8,11 +8,9 @@
 //! `tracing` span through `tracing-opentelemetry`. Either way the trace is
 //! the client's, from its `traceparent` header.
 
-#[path = "support/prometheus.rs"]
-mod prometheus;
-#[path = "support/rotel.rs"]
-mod rotel;
 mod support;
+
+use support::rotel;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,11 +23,12 @@ use axum::routing::get;
 use opentelemetry::trace::{
     FutureExt as _, SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
 };
-use prometheus::{
+use serverwatch::ServerWatch;
+use support::exposition::{Sample, parse_samples};
+use support::prometheus::{
     PROTOBUF_ACCEPT, Prometheus, decode_protobuf, parse_openmetrics_strict, promtool_check_metrics,
 };
-use rotel::Rotel;
-use serverwatch::ServerWatch;
+use support::rotel::Rotel;
 use support::{TestApp, eventually};
 
 /// The client's trace: `traceparent: 00-<trace>-<span>-01`.
@@ -129,7 +128,13 @@ async fn a_real_prometheus_stores_the_trace_ids_of_the_requests_made_in_spans() 
     // The formats: OpenMetrics with exemplars is valid for the strict
     // parser; the classic text carries none and stays promtool-clean.
     let text = app.openmetrics().await;
-    assert!(text.contains(" # {trace_id=\""), "{text}");
+    assert!(
+        parse_samples(&text).iter().any(|s| s
+            .exemplar
+            .as_ref()
+            .is_some_and(|e| e.labels.contains_key("trace_id"))),
+        "{text}"
+    );
     parse_openmetrics_strict(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let classic = app.metrics().await;
     assert!(!classic.contains("trace_id"));
@@ -234,12 +239,29 @@ async fn a_tracing_span_leaves_its_trace_on_the_bucket_and_over_otlp() {
     send(&app, "/untraced", None).await;
 
     let text = app.openmetrics().await;
-    let wanted = format!("trace_id=\"{trace:032x}\"");
-    let lines: Vec<&str> = text.lines().filter(|l| l.contains(&wanted)).collect();
-    assert_eq!(lines.len(), 1, "one bucket carries the trace:\n{text}");
-    assert!(lines[0].contains("http_route=\"/traced\""), "{}", lines[0]);
+    let wanted = format!("{trace:032x}");
+    let samples = parse_samples(&text);
+    let traced: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| {
+            let exemplar = s.exemplar.as_ref().map(|e| &e.labels);
+            exemplar.and_then(|e| e.get("trace_id")) == Some(&wanted)
+        })
+        .collect();
+    assert_eq!(traced.len(), 1, "one bucket carries the trace:\n{text}");
+    assert_eq!(
+        traced[0].label("http_route"),
+        Some("/traced"),
+        "{:?}",
+        traced[0]
+    );
     // The span is tracing's own, a child of the client's: not span 7.
-    assert!(!lines[0].contains(&format!("span_id=\"{:016x}\"", 7)));
+    let span = traced[0].exemplar.as_ref().unwrap().labels.get("span_id");
+    assert!(
+        span.is_some_and(|id| *id != format!("{:016x}", 7)),
+        "{:?}",
+        traced[0]
+    );
 
     let batch = rotel
         .wait_for_batch("an exemplar over OTLP", Duration::from_secs(20), |b| {

@@ -3,13 +3,15 @@
 //! strict OpenMetrics parser for OpenMetrics 1.0.0. Both must carry the same
 //! request figures.
 
-#[path = "support/prometheus.rs"]
-mod prometheus;
+mod support;
+
+use support::prometheus;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
-use prometheus::{DEADLINE, Sample, counts_by_series, parse_samples, value_of, wait_for};
+use support::exposition::{Exemplar, Sample, labels, parse_samples, value_of};
+use support::prometheus::{DEADLINE, counts_by_series, wait_for};
 
 const OPENMETRICS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0";
 
@@ -236,19 +238,34 @@ fn the_reference_tools_reject_bad_expositions() {
         .expect_err("the strict parser accepted an exposition without # EOF");
     assert!(err.contains("EOF"), "{err}");
     assert_eq!(
-        parse_samples("a{r=\"/x/{id}\",q=\"s p\\\"c\"} 2.5 # {} 1\nb 3\n"),
+        parse_samples(
+            "a{r=\"/x/{id}\",q=\"s p\\\"c\"} 2.5 # {} 1\nb 3\n\
+             c_bucket{le=\"0.1\"} 4 # {trace_id=\"ab\",span_id=\"cd\"} 0.05 1.5\n"
+        ),
         [
             Sample {
                 name: "a".into(),
-                labels: [("q", "s p\"c"), ("r", "/x/{id}")]
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .into(),
+                labels: labels(&[("q", "s p\"c"), ("r", "/x/{id}")]),
                 value: 2.5,
+                exemplar: Some(Exemplar {
+                    labels: BTreeMap::new(),
+                    value: 1.0,
+                }),
             },
             Sample {
                 name: "b".into(),
                 labels: BTreeMap::new(),
                 value: 3.0,
+                exemplar: None,
+            },
+            Sample {
+                name: "c_bucket".into(),
+                labels: labels(&[("le", "0.1")]),
+                value: 4.0,
+                exemplar: Some(Exemplar {
+                    labels: labels(&[("span_id", "cd"), ("trace_id", "ab")]),
+                    value: 0.05,
+                }),
             },
         ]
     );

@@ -7,16 +7,13 @@
 
 mod support;
 
-#[path = "support/prometheus.rs"]
-mod prometheus;
-#[path = "support/rotel.rs"]
-mod rotel;
+use support::prometheus;
 
 use std::time::Duration;
 
-use prometheus::{Sample, parse_samples, value_of as value};
-use rotel::{AttrValue, Batch, Rotel};
 use serverwatch::ServerWatch;
+use support::exposition::{Sample, parse_samples, value_of as value};
+use support::rotel::{AttrValue, Batch, Rotel};
 use support::{sample, series_count};
 
 const DEADLINE: Duration = Duration::from_secs(30);

@@ -5,8 +5,7 @@
 
 mod support;
 
-#[path = "support/rotel.rs"]
-mod rotel;
+use support::rotel;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

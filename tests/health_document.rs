@@ -5,6 +5,7 @@ mod support;
 
 use serde_json::Value;
 use serverwatch::ServerWatch;
+use support::exposition::samples_named;
 use support::serve_sample;
 
 /// Every key path of `reference` must exist in `ours` with the same JSON type.
@@ -159,10 +160,9 @@ async fn the_numbers_agree_with_metrics() {
     }
     let health = app.health().await;
     let text = app.metrics().await;
-    let total: f64 = text
-        .lines()
-        .filter(|l| l.starts_with("http_server_request_duration_seconds_count"))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+    let total: f64 = samples_named(&text, "http_server_request_duration_seconds_count")
+        .iter()
+        .map(|s| s.value)
         .sum();
     assert_eq!(
         health["application"]["total_requests"].as_f64().unwrap(),

@@ -9,11 +9,9 @@
 //! the outer quantile of the same rank, and every estimate must lie within
 //! 5 % of that range.
 
-#[path = "support/prometheus.rs"]
-mod prometheus;
-#[path = "support/rotel.rs"]
-mod rotel;
 mod support;
+
+use support::rotel;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -24,9 +22,9 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use prometheus::{Prometheus, decode_protobuf, vector};
-use rotel::Rotel;
 use serverwatch::ServerWatch;
+use support::prometheus::{Prometheus, decode_protobuf, vector};
+use support::rotel::Rotel;
 use support::{TestApp, eventually, sample};
 
 /// The routes, and how long each sleeps.

@@ -21,12 +21,8 @@
 
 mod support;
 
-#[path = "support/mongo.rs"]
-mod mongo;
-#[path = "support/prometheus.rs"]
-mod prometheus;
-#[path = "support/rotel.rs"]
-mod rotel;
+use support::prometheus;
+use support::rotel;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -39,8 +35,8 @@ use serde_json::Value;
 use serverwatch::{Builder, ServerWatch};
 use support::TestApp;
 
-use mongo::{BlackHole, Nx, ProxyMode, WireProxy};
-use prometheus::{Sample, value_of};
+use support::exposition::{Sample, parse_samples, value_of};
+use support::mongo::{BlackHole, Nx, ProxyMode, WireProxy};
 
 /// The probe's default timeout.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -319,7 +315,7 @@ async fn healthy_database_reports_its_commands_and_pool() {
     .await;
 
     let (text, _) = metrics(&w.app).await;
-    let samples = prometheus::parse_samples(&text);
+    let samples = parse_samples(&text);
     let key = |op: &str, ns: &str, coll: &str| {
         (op.to_owned(), ns.to_owned(), coll.to_owned(), String::new())
     };
@@ -470,7 +466,7 @@ async fn stopped_database_answers_503_within_the_bound_and_recovers() {
         took <= BOUND,
         "/metrics took {took:?} with the database down"
     );
-    let samples = prometheus::parse_samples(&text);
+    let samples = parse_samples(&text);
     assert_eq!(value_of(&samples, "serverwatch_database_up", &[]), 0.0);
 
     nx.restart().await;
@@ -500,7 +496,7 @@ async fn stopped_database_answers_503_within_the_bound_and_recovers() {
         restarted.elapsed()
     );
     let (text, _) = metrics(&w.app).await;
-    let samples = prometheus::parse_samples(&text);
+    let samples = parse_samples(&text);
     assert_eq!(value_of(&samples, "serverwatch_database_up", &[]), 1.0);
 }
 
@@ -526,7 +522,7 @@ async fn silent_server_cannot_hang_health() {
         );
         let (text, took) = metrics(&w.app).await;
         assert!(took <= BOUND, "/metrics took {took:?} (bound {BOUND:?})");
-        let samples = prometheus::parse_samples(&text);
+        let samples = parse_samples(&text);
         assert_eq!(value_of(&samples, "serverwatch_database_up", &[]), 0.0);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -555,7 +551,7 @@ async fn a_scrape_never_waits_on_the_database() {
             took < timeout / 2,
             "/metrics took {took:?}: it waited for the ping (timeout {timeout:?})"
         );
-        let samples = prometheus::parse_samples(&text);
+        let samples = parse_samples(&text);
         if samples.iter().any(|s| s.name == "serverwatch_database_up") {
             assert_eq!(value_of(&samples, "serverwatch_database_up", &[]), 0.0);
             break;
@@ -902,7 +898,7 @@ async fn a_failed_connection_attempt_leaves_the_pool_figures_right() {
     )
     .await;
     let (text, _) = metrics(&w.app).await;
-    let samples = prometheus::parse_samples(&text);
+    let samples = parse_samples(&text);
     let idle = value_of(
         &samples,
         "db_client_connection_count",

@@ -11,18 +11,13 @@
 
 mod support;
 
-#[path = "support/collector.rs"]
-mod collector;
-#[path = "support/logs.rs"]
-mod logs;
-#[path = "support/rotel.rs"]
-mod rotel;
+use support::logs;
 
 use std::time::{Duration, Instant};
 
-use collector::{Pki, Relay, Silent, TlsFront};
-use rotel::Rotel;
 use serverwatch::{Builder, OtlpProtocol, ServerWatch};
+use support::collector::{Pki, Relay, Silent, TlsFront};
+use support::rotel::Rotel;
 use support::{TestApp, eventually, serve_sample};
 
 /// How long the receiver may take to show what was sent.

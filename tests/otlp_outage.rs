@@ -9,15 +9,13 @@
 
 mod support;
 
-#[path = "support/logs.rs"]
-mod logs;
-#[path = "support/rotel.rs"]
-mod rotel;
+use support::logs;
+use support::rotel;
 
 use std::time::{Duration, Instant};
 
-use rotel::{Batch, Rotel};
 use serverwatch::{OtlpProtocol, ServerWatch};
+use support::rotel::{Batch, Rotel};
 use support::{TestApp, eventually, serve_sample};
 
 const INTERVAL: Duration = Duration::from_millis(200);

@@ -7,21 +7,15 @@
 
 mod support;
 
-#[cfg(feature = "otlp-zstd")]
-#[path = "support/collector.rs"]
-mod collector;
-#[path = "support/prometheus.rs"]
-mod prometheus;
-#[path = "support/rotel.rs"]
-mod rotel;
+use support::rotel;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-#[cfg(feature = "otlp-zstd")]
-use collector::Relay;
-use rotel::{AttrValue, Batch, DataPoint, Rotel};
 use serverwatch::{Builder, OtlpCompression, OtlpProtocol, OtlpTemporality, ServerWatch};
+#[cfg(feature = "otlp-zstd")]
+use support::collector::Relay;
+use support::rotel::{AttrValue, Batch, DataPoint, Rotel};
 use support::{TestApp, serve_sample};
 
 /// How long the receiver may take to show what was sent.
@@ -155,7 +149,7 @@ fn close(a: f64, b: f64) -> bool {
 /// Every point of the three request histograms of `batch` equals the same
 /// series on `/metrics`: count, sum, each bucket, and the same series.
 fn assert_batch_matches_metrics(batch: &Batch, metrics_text: &str) {
-    let samples = prometheus::parse_samples(metrics_text);
+    let samples = support::exposition::parse_samples(metrics_text);
     for (otel, prom) in HISTOGRAMS {
         let metric = batch
             .metric(otel)
@@ -903,4 +897,92 @@ fn bad_otlp_settings_are_named() {
         assert_eq!(err.setting(), setting, "{err}");
         assert!(err.to_string().contains(setting), "{err}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// 7. The reader of what rotel prints, which every check above relies on
+
+/// A print-out of rotel's: two requests, after a log line of its own.
+const ROTEL_PRINT_OUT: &str = "\
+\x1b[2m2026-01-01T00:00:00Z\x1b[0m INFO Starting Rotel.
+ResourceMetrics #0
+Resource SchemaURL: 
+Resource attributes:
+     -> service.name: Str(svc)
+ScopeMetrics #0
+ScopeMetrics SchemaURL: 
+InstrumentationScope serverwatch 0.1.0
+Metric #0
+Descriptor:
+     -> Name: http.server.request.duration
+     -> Description: Duration: of requests.
+     -> Unit: s
+     -> DataType: Histogram
+     -> AggregationTemporality: AGGREGATION_TEMPORALITY_CUMULATIVE
+HistogramDataPoints #0
+Data point attributes:
+     -> http.route: Str(/items/{id})
+     -> http.response.status_code: Int(200)
+StartTimestamp: 1
+Timestamp: 2
+Count: 3
+Sum: 0.5
+ExplicitBounds #0: 0.1
+ExplicitBounds #1: 1
+Buckets #0, Count: 1
+Buckets #1, Count: 2
+Buckets #2, Count: 0
+Metric #1
+Descriptor:
+     -> Name: process.cpu.time
+     -> Unit: s
+     -> DataType: Sum
+     -> IsMonotonic: true
+     -> AggregationTemporality: AGGREGATION_TEMPORALITY_CUMULATIVE
+NumberDataPoints #0
+Data point attributes:
+     -> cpu.mode: Str(user)
+StartTimestamp: 1
+Timestamp: 2
+Value: 0.25
+ResourceMetrics #0
+Resource attributes:
+     -> service.name: Str(svc)
+";
+
+#[test]
+fn rotel_print_out_is_read_into_batches_metrics_and_points() {
+    let batches = rotel::parse(ROTEL_PRINT_OUT);
+    assert_eq!(batches.len(), 2);
+    let b = &batches[0];
+    assert_eq!(b.resource["service.name"], AttrValue::Str("svc".into()));
+    assert_eq!(b.scopes, ["serverwatch 0.1.0"]);
+    assert_eq!(
+        b.names(),
+        ["http.server.request.duration", "process.cpu.time"]
+    );
+    let h = b.metric("http.server.request.duration").unwrap();
+    assert_eq!(h.description, "Duration: of requests.");
+    assert_eq!((h.unit.as_str(), h.data_type.as_str()), ("s", "Histogram"));
+    assert_eq!(h.monotonic, None);
+    let p = &h.points[0];
+    assert_eq!(
+        p.attr("http.route"),
+        Some(&AttrValue::Str("/items/{id}".into()))
+    );
+    assert_eq!(
+        p.attr("http.response.status_code"),
+        Some(&AttrValue::Int(200))
+    );
+    assert_eq!((p.count, p.sum), (Some(3), Some(0.5)));
+    assert_eq!(p.bounds, [0.1, 1.0]);
+    assert_eq!(p.bucket_counts, [1, 2, 0]);
+    assert_eq!(
+        (p.start_time_unix_nano, p.time_unix_nano),
+        (Some(1), Some(2))
+    );
+    let cpu = b.metric("process.cpu.time").unwrap();
+    assert_eq!(cpu.monotonic, Some(true));
+    assert_eq!(cpu.points[0].value, Some(0.25));
+    assert!(batches[1].metrics.is_empty());
 }

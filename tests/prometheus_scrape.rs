@@ -2,13 +2,14 @@
 //! exactly the requests sent: per route template, status and error type,
 //! with no raw path as a label value. It asks for gzip, and gets it.
 
-#[path = "support/prometheus.rs"]
-mod prometheus;
+mod support;
+
+use support::prometheus;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use prometheus::{DEADLINE, Prometheus, vector, wait_for};
+use support::prometheus::{DEADLINE, Prometheus, vector, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_sees_every_request_by_route_status_and_error() {

@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -37,14 +38,12 @@ fn block(text: &str, heading: &str, lang: &str) -> String {
 
 /// A crate at `crates/<name>` (beside `crates/serverwatch`, a link to this
 /// repository, as the README says to lay them out), with `dependencies`
-/// and `main`.
+/// and `main`. The tests of this binary, and other runs of it, may make
+/// their crates at the same moment: every file is put in place whole.
 fn fresh_crate(name: &str, dependencies: &str, main: &str) -> PathBuf {
     let crates = check_dir().join("crates");
     std::fs::create_dir_all(&crates).unwrap();
-    let checkout = crates.join("serverwatch");
-    if std::fs::symlink_metadata(&checkout).is_err() {
-        std::os::unix::fs::symlink(repo(), &checkout).unwrap();
-    }
+    link_checkout(&crates.join("serverwatch"));
     let dir = crates.join(name);
     std::fs::create_dir_all(dir.join("src")).unwrap();
     let manifest = format!(
@@ -52,10 +51,53 @@ fn fresh_crate(name: &str, dependencies: &str, main: &str) -> PathBuf {
          # A workspace of its own, whatever the directories above it hold.\n[workspace]\n\n\
          {dependencies}"
     );
-    std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
-    std::fs::write(dir.join("src/main.rs"), main).unwrap();
-    std::fs::copy(repo().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    put(&dir.join("Cargo.toml"), manifest.as_bytes());
+    put(&dir.join("src/main.rs"), main.as_bytes());
+    put(
+        &dir.join("Cargo.lock"),
+        &std::fs::read(repo().join("Cargo.lock")).unwrap(),
+    );
     dir
+}
+
+/// Makes `checkout` a link to this repository. A link made at a name of
+/// its own and renamed into place: whoever renames last, the link is whole
+/// and right, where "create unless it exists" fails for all but one.
+fn link_checkout(checkout: &Path) {
+    let staged = unique_beside(checkout);
+    std::os::unix::fs::symlink(repo(), &staged)
+        .unwrap_or_else(|e| panic!("linking {} to the repository: {e}", staged.display()));
+    std::fs::rename(&staged, checkout).unwrap_or_else(|e| {
+        let _ = std::fs::remove_file(&staged);
+        panic!(
+            "{} must be a link to the repository (remove what is there): {e}",
+            checkout.display()
+        )
+    });
+}
+
+/// Writes `contents` to `path` by renaming a file of its own into place, so
+/// that a concurrent build never reads it half written. Left alone when it
+/// already holds `contents` (cargo rebuilds what it sees touched).
+fn put(path: &Path, contents: &[u8]) {
+    if std::fs::read(path).is_ok_and(|old| old == contents) {
+        return;
+    }
+    let staged = unique_beside(path);
+    std::fs::write(&staged, contents).unwrap();
+    std::fs::rename(&staged, path).unwrap();
+}
+
+/// A name next to `path` that no other test, or process, uses.
+fn unique_beside(path: &Path) -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let mut name = path.file_name().unwrap().to_owned();
+    name.push(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    path.with_file_name(name)
 }
 
 /// `cargo build --offline` of the crate in `dir`, into the shared target

@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -11,6 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::routing::{get, post};
 use serde_json::Value;
 use serverwatch::ServerWatch;
+use support::exposition::{Sample, labels, samples_named};
 use support::{TestApp, eventually, sample};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -64,14 +66,6 @@ async fn exchange(app: &TestApp, request: &[u8]) -> Vec<u8> {
     })
     .await
     .expect("the server neither answered nor closed")
-}
-
-/// The lines of `name` on `/metrics` that carry `label`, whatever else.
-fn lines_with<'a>(text: &'a str, name: &str, label: &str) -> Vec<&'a str> {
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
-        .filter(|l| l.contains(label))
-        .collect()
 }
 
 #[tokio::test]
@@ -135,13 +129,16 @@ async fn a_client_that_gives_up_before_the_answer_is_recorded_as_aborted() {
         )
         .await;
         let waited = sent.elapsed().as_secs_f64();
-        let lines = lines_with(&text, COUNT, "http_route=\"/slow\"");
-        assert_eq!(lines.len(), 1, "{bodies:?}: {lines:?}");
+        let slow: Vec<Sample> = samples_named(&text, COUNT)
+            .into_iter()
+            .filter(|s| s.has_labels(&[("http_route", "/slow")]))
+            .collect();
+        assert_eq!(slow.len(), 1, "{bodies:?}: {slow:?}");
         assert!(
-            lines[0].contains("error_type=\"aborted\"")
-                && !lines[0].contains("http_response_status_code"),
-            "{bodies:?}: no status was sent: {}",
-            lines[0]
+            slow[0].label("error_type") == Some("aborted")
+                && slow[0].label("http_response_status_code").is_none(),
+            "{bodies:?}: no status was sent: {:?}",
+            slow[0]
         );
         let duration = sample(&text, DURATION_SUM, &[("http_route", "/slow")]).unwrap();
         assert!(
@@ -320,24 +317,20 @@ async fn errors_past_the_cardinality_cap_keep_their_error_type() {
         assert_eq!(app.status(&format!("/status/{code}")).await, code);
     }
     let text = app.metrics().await;
-    // Each overflow series: its labels (sorted) and its count.
-    let mut overflow: Vec<(Vec<&str>, f64)> = lines_with(&text, COUNT, "otel_metric_overflow")
+    // Each overflow series: its label set and its count.
+    let mut overflow: Vec<(BTreeMap<String, String>, f64)> = samples_named(&text, COUNT)
         .into_iter()
-        .map(|line| {
-            let (labels, value) = line.split_once('{').unwrap().1.split_once("} ").unwrap();
-            let mut labels: Vec<&str> = labels.split(',').collect();
-            labels.sort();
-            (labels, value.parse().unwrap())
-        })
+        .filter(|s| s.labels.contains_key("otel_metric_overflow"))
+        .map(|s| (s.labels, s.value))
         .collect();
     overflow.sort_by(|a, b| a.0.cmp(&b.0));
-    let flag = "otel_metric_overflow=\"true\"";
+    let flag = ("otel_metric_overflow", "true");
     assert_eq!(
         overflow,
         [
-            (vec!["error_type=\"502\"", flag], 1.0),
-            (vec!["error_type=\"503\"", flag], 2.0),
-            (vec![flag], 1.0),
+            (labels(&[("error_type", "502"), flag]), 1.0),
+            (labels(&[("error_type", "503"), flag]), 2.0),
+            (labels(&[flag]), 1.0),
         ],
         "{text}"
     );

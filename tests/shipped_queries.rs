@@ -20,11 +20,9 @@
 //!
 //! The first test checks the board's structure, without any server.
 
-#[path = "support/mongo.rs"]
-mod mongo;
-#[path = "support/prometheus.rs"]
-mod prometheus;
 mod support;
+
+use support::mongo;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -38,9 +36,9 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
 use mongodb::bson::{Document, doc};
-use prometheus::{Prometheus, wait_for};
 use serde_json::Value;
 use serverwatch::ServerWatch;
+use support::prometheus::{Prometheus, wait_for};
 
 /// The scrape job of the test: anything but the board's default, so that
 /// nothing in the board or the rules can depend on the job's name.

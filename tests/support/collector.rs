@@ -4,13 +4,6 @@
 //! lets a collector refuse, and take zstd, which rotel does not ([`Relay`]), and
 //! a TLS front for rotel with certificates made in the test ([`TlsFront`],
 //! [`Pki`]). All on 127.0.0.1, on free ports, ended with the test.
-//!
-//! Include it with `#[path = "support/collector.rs"] mod collector;`.
-
-#![allow(
-    dead_code,
-    reason = "each test file uses a different part of this module"
-)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -3,8 +3,9 @@
 //! poll with a deadline, stop by PID, restart on the same ports. A helper
 //! describes its server with [`ServerKind`]; [`Server`] does the rest.
 //!
-//! Included by each helper module with `#[path]`, so that every helper stands
-//! alone.
+//! Shared by every helper that starts a server (`support::rotel`,
+//! `support::prometheus`, `support::mongo`) and by tests with a server of
+//! their own.
 
 use std::collections::BTreeMap;
 use std::future::Future;

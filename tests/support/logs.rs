@@ -1,13 +1,6 @@
 //! The `serverwatch` log lines of a test binary, captured by a global
-//! `tracing` subscriber that only such a binary installs (each test binary
-//! that includes this module is one).
-//!
-//! Include it with `#[path = "support/logs.rs"] mod logs;`.
-
-#![allow(
-    dead_code,
-    reason = "each test file uses a different part of this module"
-)]
+//! `tracing` subscriber installed by the first call to [`captured`] (a test
+//! binary that calls it installs no subscriber of its own).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -1,6 +1,16 @@
-//! What the integration tests share: a sample app served on a free loopback
-//! port, and a reader for the Prometheus text of `/metrics`.
+//! What the integration tests share, one module tree that each test binary
+//! includes with `mod support;`: a sample app served on a free loopback port
+//! and a reader for the Prometheus text of `/metrics` (here), and the real
+//! servers and collectors the tests start (the submodules).
 #![allow(dead_code, reason = "each test binary uses a different part")]
+
+pub mod collector;
+pub mod exposition;
+pub mod launcher;
+pub mod logs;
+pub mod mongo;
+pub mod prometheus;
+pub mod rotel;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -10,6 +20,8 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serverwatch::ServerWatch;
+
+use exposition::{Sample, samples_named};
 
 /// What a scraper sends to ask for OpenMetrics.
 pub const OPENMETRICS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0";
@@ -126,36 +138,23 @@ pub async fn serve_sample(watch: &ServerWatch) -> TestApp {
 }
 
 /// The value of the sample `name{labels…}` whose labels include every pair
-/// of `labels`, if exactly one sample matches.
+/// of `labels`, if exactly one sample matches (more than one fails the
+/// test).
 pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let mut found = text
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter(|line| {
-            let rest = match line.strip_prefix(name) {
-                Some(rest) if rest.starts_with('{') || rest.starts_with(' ') => rest,
-                _ => return false,
-            };
-            labels
-                .iter()
-                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
-        });
-    let line = found.next()?;
-    assert!(
-        found.next().is_none(),
-        "more than one {name} sample matches {labels:?}"
-    );
-    line.rsplit(' ').next()?.parse().ok()
+    let found: Vec<Sample> = samples_named(text, name)
+        .into_iter()
+        .filter(|s| s.has_labels(labels))
+        .collect();
+    match found.as_slice() {
+        [] => None,
+        [one] => Some(one.value),
+        more => panic!("more than one {name} sample matches {labels:?}: {more:?}"),
+    }
 }
 
 /// Number of samples of `name` (the distinct label sets).
 pub fn series_count(text: &str, name: &str) -> usize {
-    text.lines()
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
-        })
-        .count()
+    samples_named(text, name).len()
 }
 
 /// Polls `check` until it returns `Some`, failing the test after `deadline`.

@@ -11,14 +11,8 @@
 //!   swallows a command (it never gets an answer), answers one with an error
 //!   of its own, or closes a given connection.
 //!
-//! Include it with `#[path = "support/mongo.rs"] mod mongo;`. Nothing here
-//! skips: a missing nx-27017 fails the test and says to run
+//! Nothing here skips: a missing nx-27017 fails the test and says to run
 //! `scripts/install-test-deps`.
-
-#![allow(
-    dead_code,
-    reason = "each test file uses a different part of this module"
-)]
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -26,14 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-#[allow(
-    clippy::duplicate_mod,
-    reason = "each helper stands alone; a test binary may include several"
-)]
-#[path = "launcher.rs"]
-mod launcher;
-
-use launcher::{Run, Server, ServerKind, require};
+use super::launcher::{Run, Server, ServerKind, require};
 use mongodb::bson::{Document, doc};
 use mongodb::options::ClientOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -2,16 +2,10 @@
 //! tools: a test app served in-process, a fixed request mix, a real
 //! Prometheus server (started on a free port with its own TSDB, killed on
 //! drop) and its query API, `promtool check metrics`, Python's strict
-//! OpenMetrics parser, and a small exposition-format sample parser.
+//! OpenMetrics parser.
 //!
-//! Include it with `#[path = "support/prometheus.rs"] mod prometheus;`.
 //! Nothing here skips: a missing tool fails the test and says to run
 //! `scripts/install-test-deps`.
-
-#![allow(
-    dead_code,
-    reason = "each test file uses a different part of this module"
-)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -20,18 +14,12 @@ use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-#[allow(
-    clippy::duplicate_mod,
-    reason = "each helper stands alone; a test binary may include several"
-)]
-#[path = "launcher.rs"]
-mod launcher;
-
+use super::exposition::{Exemplar, Sample, parse_value};
+use super::launcher::{Run, Server, ServerKind, poll, require};
 use axum::Router;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
-use launcher::{Run, Server, ServerKind, poll, require};
 use serde_json::Value;
 
 /// How long anything may take to appear (a scrape result, a recorded
@@ -118,7 +106,15 @@ for family in text_string_to_metric_families(text):
         "type": family.type,
         "unit": family.unit,
         "samples": [
-            {"name": s.name, "labels": dict(s.labels), "value": repr(float(s.value))}
+            {
+                "name": s.name,
+                "labels": dict(s.labels),
+                "value": repr(float(s.value)),
+                "exemplar": s.exemplar and {
+                    "labels": dict(s.exemplar.labels),
+                    "value": repr(float(s.exemplar.value)),
+                },
+            }
             for s in family.samples
         ],
     })
@@ -154,113 +150,16 @@ pub fn parse_openmetrics_strict(text: &str) -> Result<Vec<OmFamily>, String> {
                 .iter()
                 .map(|s| Sample {
                     name: s["name"].as_str().unwrap().to_owned(),
-                    labels: s["labels"]
-                        .as_object()
-                        .unwrap()
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-                        .collect(),
-                    value: parse_value(s["value"].as_str().unwrap())
-                        .expect("the parser script prints Python float reprs"),
+                    labels: labels(&s["labels"]).unwrap(),
+                    value: python_float(&s["value"]),
+                    exemplar: s["exemplar"].as_object().map(|e| Exemplar {
+                        labels: labels(&e["labels"]).unwrap(),
+                        value: python_float(&e["value"]),
+                    }),
                 })
                 .collect(),
         })
         .collect())
-}
-
-// ---------------------------------------------------------------------------
-// Exposition samples
-
-/// One sample line of an exposition (classic text or OpenMetrics).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-    pub value: f64,
-}
-
-impl Sample {
-    /// Whether every `(name, value)` pair is among the sample's labels.
-    pub fn has_labels(&self, wanted: &[(&str, &str)]) -> bool {
-        wanted
-            .iter()
-            .all(|(k, v)| self.labels.get(*k).map(String::as_str) == Some(*v))
-    }
-}
-
-/// The value of the one sample named `name` with the `labels`; fails the
-/// test when there is none or more than one.
-pub fn value_of(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
-    let found: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.name == name && s.has_labels(labels))
-        .collect();
-    match found.as_slice() {
-        [one] => one.value,
-        other => panic!("want one {name}{labels:?}, found {other:?}"),
-    }
-}
-
-fn parse_value(s: &str) -> Option<f64> {
-    match s {
-        "+Inf" | "inf" => Some(f64::INFINITY),
-        "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
-        "NaN" | "nan" => Some(f64::NAN),
-        _ => s.parse().ok(),
-    }
-}
-
-/// Parses the sample lines of an exposition (comments and blank lines are
-/// skipped; label values may hold braces, spaces and escapes). A small,
-/// independent reader, so that the values one format carries can be checked
-/// against another.
-pub fn parse_samples(text: &str) -> Vec<Sample> {
-    text.lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|line| parse_sample_line(line).unwrap_or_else(|e| panic!("{e} in line {line:?}")))
-        .collect()
-}
-
-fn parse_sample_line(line: &str) -> Result<Sample, String> {
-    let name_end = line.find(['{', ' ']).ok_or("no value")?;
-    let name = line[..name_end].to_owned();
-    let mut labels = BTreeMap::new();
-    let mut rest = &line[name_end..];
-    if let Some(mut l) = rest.strip_prefix('{') {
-        loop {
-            l = l.trim_start_matches(',');
-            if let Some(after) = l.strip_prefix('}') {
-                rest = after;
-                break;
-            }
-            let (key, after) = l.split_once("=\"").ok_or("label without =\"")?;
-            let mut value = String::new();
-            let mut chars = after.char_indices();
-            let end = loop {
-                match chars.next().ok_or("unterminated label value")? {
-                    (i, '"') => break i,
-                    (_, '\\') => match chars.next().ok_or("dangling escape")?.1 {
-                        'n' => value.push('\n'),
-                        c => value.push(c),
-                    },
-                    (_, c) => value.push(c),
-                }
-            };
-            labels.insert(key.to_owned(), value);
-            l = &after[end + 1..];
-        }
-    }
-    // The value, then an optional timestamp and exemplar (`# {...} v`).
-    let value = rest
-        .split_whitespace()
-        .next()
-        .ok_or("no value after the labels")?;
-    let value = parse_value(value).ok_or_else(|| format!("bad value {value:?}"))?;
-    Ok(Sample {
-        name,
-        labels,
-        value,
-    })
 }
 
 // ---------------------------------------------------------------------------
@@ -568,6 +467,11 @@ impl Prometheus {
             Err(e) => e,
         }
     }
+}
+
+/// A float the parser script printed (Python's `repr`).
+fn python_float(value: &Value) -> f64 {
+    parse_value(value.as_str().unwrap()).expect("the parser script prints Python float reprs")
 }
 
 /// A JSON object of label values as a map (`None` when it is not an object).

@@ -4,8 +4,7 @@
 //! and prints every metric it receives, in detail, to its log;
 //! [`parse`] reads that print-out back into [`Batch`]es.
 //!
-//! Include it with `#[path = "support/rotel.rs"] mod rotel;`. Nothing here
-//! skips: a missing rotel fails the test and says to run
+//! Nothing here skips: a missing rotel fails the test and says to run
 //! `scripts/install-test-deps`.
 //!
 //! Rotel prints each request it receives in one write, starting with a
@@ -13,19 +12,7 @@
 //! started; the last one is complete once the output ends with a newline and
 //! has not grown for [`SETTLE`].
 
-#![allow(
-    dead_code,
-    reason = "each test file uses a different part of this module"
-)]
-
-#[allow(
-    clippy::duplicate_mod,
-    reason = "each helper stands alone; a test binary may include several"
-)]
-#[path = "launcher.rs"]
-mod launcher;
-
-use launcher::{Run, Server, ServerKind, free_ports, poll, require};
+use super::launcher::{Run, Server, ServerKind, free_ports, poll, require};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -537,94 +524,5 @@ fn point_line(point: &mut DataPoint, line: &str) {
             }
         }
         _ => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SAMPLE: &str = "\
-\x1b[2m2026-01-01T00:00:00Z\x1b[0m INFO Starting Rotel.
-ResourceMetrics #0
-Resource SchemaURL: 
-Resource attributes:
-     -> service.name: Str(svc)
-ScopeMetrics #0
-ScopeMetrics SchemaURL: 
-InstrumentationScope serverwatch 0.1.0
-Metric #0
-Descriptor:
-     -> Name: http.server.request.duration
-     -> Description: Duration: of requests.
-     -> Unit: s
-     -> DataType: Histogram
-     -> AggregationTemporality: AGGREGATION_TEMPORALITY_CUMULATIVE
-HistogramDataPoints #0
-Data point attributes:
-     -> http.route: Str(/items/{id})
-     -> http.response.status_code: Int(200)
-StartTimestamp: 1
-Timestamp: 2
-Count: 3
-Sum: 0.5
-ExplicitBounds #0: 0.1
-ExplicitBounds #1: 1
-Buckets #0, Count: 1
-Buckets #1, Count: 2
-Buckets #2, Count: 0
-Metric #1
-Descriptor:
-     -> Name: process.cpu.time
-     -> Unit: s
-     -> DataType: Sum
-     -> IsMonotonic: true
-     -> AggregationTemporality: AGGREGATION_TEMPORALITY_CUMULATIVE
-NumberDataPoints #0
-Data point attributes:
-     -> cpu.mode: Str(user)
-StartTimestamp: 1
-Timestamp: 2
-Value: 0.25
-ResourceMetrics #0
-Resource attributes:
-     -> service.name: Str(svc)
-";
-
-    #[test]
-    fn parses_batches_metrics_and_points() {
-        let batches = parse(SAMPLE);
-        assert_eq!(batches.len(), 2);
-        let b = &batches[0];
-        assert_eq!(b.resource["service.name"], AttrValue::Str("svc".into()));
-        assert_eq!(b.scopes, ["serverwatch 0.1.0"]);
-        assert_eq!(
-            b.names(),
-            ["http.server.request.duration", "process.cpu.time"]
-        );
-        let h = b.metric("http.server.request.duration").unwrap();
-        assert_eq!(h.description, "Duration: of requests.");
-        assert_eq!((h.unit.as_str(), h.data_type.as_str()), ("s", "Histogram"));
-        assert_eq!(h.monotonic, None);
-        let p = &h.points[0];
-        assert_eq!(
-            p.attr("http.route"),
-            Some(&AttrValue::Str("/items/{id}".into()))
-        );
-        assert_eq!(
-            p.attr("http.response.status_code"),
-            Some(&AttrValue::Int(200))
-        );
-        assert_eq!((p.count, p.sum), (Some(3), Some(0.5)));
-        assert_eq!(p.bounds, [0.1, 1.0]);
-        assert_eq!(p.bucket_counts, [1, 2, 0]);
-        assert_eq!(
-            (p.start_time_unix_nano, p.time_unix_nano),
-            (Some(1), Some(2))
-        );
-        let cpu = b.metric("process.cpu.time").unwrap();
-        assert_eq!(cpu.monotonic, Some(true));
-        assert_eq!(cpu.points[0].value, Some(0.25));
-        assert!(batches[1].metrics.is_empty());
     }
 }
