@@ -365,7 +365,7 @@ impl Builder {
     /// Whether the tokio runtime's figures are read (`tokio_runtime_*`,
     /// `/health`'s `runtime`, the dashboard's Runtime card). Default: on,
     /// for the runtime `build()` runs in (or the one given to
-    /// [`runtime`](Self::runtime)); they are read when a view asks, never on
+    /// [`runtime`](Self::runtime)); they are read when an exporter asks, never on
     /// the request path.
     ///
     /// ```

@@ -1,4 +1,4 @@
-//! What a part gives the views when it is read: metric families (one
+//! What a part gives the exporters when it is read: metric families (one
 //! reading per scrape or export, encoded by `/metrics` and OTLP alike, which
 //! is what makes them carry the same numbers) and sections of `/health`.
 

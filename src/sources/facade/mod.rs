@@ -1,7 +1,7 @@
 //! The app's own metrics, through the `metrics` crate's facade
 //! (`metrics::counter!`, `gauge!`, `histogram!`): serverwatch's
 //! [`MetricsRecorder`], once the app installs it, keeps them beside its own,
-//! and every view shows them with the same rules.
+//! and every exporter shows them with the same rules.
 //!
 //! - Each label set is a series of a capped set ([`SeriesSet`]): a known
 //!   one is found without a lock, a new one costs one insertion, and past

@@ -4,7 +4,7 @@
 //! `_total` on counters, both added by the encoder), durations in seconds
 //! and sizes in bytes whatever unit they were recorded in.
 //!
-//! The views read instruments and attribute keys as `&'static` (those of
+//! The exporters read instruments and attribute keys as `&'static` (those of
 //! serverwatch's own are constants), so the facade's are interned: made
 //! once per distinct definition in the process and kept for its life, like
 //! a constant. At most `max_series` names per store reach this point.

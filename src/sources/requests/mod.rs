@@ -1,7 +1,7 @@
 //! Where requests are recorded: one set of atomic histograms per label set,
 //! found without locking or allocating, and a bounded list of recent errors.
 //!
-//! The layer ([`crate::record`]) writes here; every view reads either the
+//! The layer ([`crate::record`]) writes here; every exporter reads either the
 //! metric families ([`RequestStore::families`]) or the summary
 //! ([`RequestStore::summary`]); nothing else holds request numbers.
 

@@ -1,5 +1,5 @@
 //! The tokio runtime that serves the app, read through tokio's stable
-//! metrics API when a view asks (a scrape, an export, `/health`, the
+//! metrics API when an exporter asks (a scrape, an export, `/health`, the
 //! dashboard's sampler): never on the request path, and with nothing of
 //! serverwatch's running inside the runtime. Every figure is one of tokio's
 //! own counters, which it keeps whether anyone reads them or not.

@@ -1,11 +1,11 @@
-//! Process and system figures, read when a view asks for them (at scrape or
+//! Process and system figures, read when an exporter asks for them (at scrape or
 //! export time), never by a background loop.
 //!
 //! Only this process is refreshed, never the whole process table, and a
 //! refresh is cached for [`REFRESH_TTL`] behind one lock, so a scrape storm
 //! costs one refresh per interval however many readers arrive at once. A
 //! refresh reads files (sysinfo's, every open fd's link, every thread's
-//! stat), so the async views take it on tokio's blocking threads
+//! stat), so the async exporters take it on tokio's blocking threads
 //! ([`SystemReader::read`]), never on a worker.
 
 #[cfg(target_os = "linux")]
