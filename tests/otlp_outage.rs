@@ -10,11 +10,11 @@
 mod support;
 
 use support::logs;
-use support::rotel;
 
 use std::time::{Duration, Instant};
 
 use serverwatch::{OtlpProtocol, ServerWatch};
+use support::launcher::HeldPorts;
 use support::rotel::{Batch, Rotel};
 use support::{TestApp, eventually, serve_sample};
 
@@ -368,8 +368,9 @@ async fn collector_outage_over_grpc() {
 async fn collector_absent_at_start(protocol: OtlpProtocol) {
     let _serial = SERIAL.lock().await;
     logs::captured();
-    let ports = rotel::free_port_pair();
-    let (endpoint, port) = endpoint_and_port(ports, protocol);
+    // Held, so that nothing else takes them before rotel does.
+    let ports = HeldPorts::fresh(2);
+    let (endpoint, port) = endpoint_and_port((ports.ports()[0], ports.ports()[1]), protocol);
     let watch = watch_for(endpoint, protocol);
     let app = serve_sample(&watch).await;
     let control = control_app().await;
@@ -389,7 +390,7 @@ async fn collector_absent_at_start(protocol: OtlpProtocol) {
         log_lines(port).join("\n")
     );
 
-    let rotel = Rotel::start_on(ports.0, ports.1).await;
+    let rotel = Rotel::start_on(ports).await;
     let after = load_one(&app, 2, Duration::from_millis(300), 5).await;
     rotel
         .wait_for_batch(

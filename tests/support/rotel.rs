@@ -12,7 +12,7 @@
 //! started; the last one is complete once the output ends with a newline and
 //! has not grown for [`SETTLE`].
 
-use super::launcher::{Run, Server, ServerKind, free_ports, poll, require};
+use super::launcher::{HeldPorts, Run, Server, ServerKind, poll, require};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -107,12 +107,12 @@ impl Rotel {
         rotel
     }
 
-    /// Starts rotel on these ports (which the caller chose, for instance to
-    /// configure an exporter before the receiver exists) and waits until it
-    /// listens on both.
-    pub async fn start_on(grpc_port: u16, http_port: u16) -> Self {
+    /// Starts rotel on `ports` (gRPC, then HTTP), which the caller held,
+    /// for instance to configure an exporter before the receiver exists,
+    /// and waits until it listens on both.
+    pub async fn start_on(ports: HeldPorts) -> Self {
         let mut rotel = Server::new(Agent::find());
-        rotel.launch_on(&[grpc_port, http_port]).await;
+        rotel.launch_held(ports).await;
         rotel
     }
 
@@ -209,12 +209,6 @@ impl Rotel {
             )
         })
     }
-}
-
-/// Two distinct ports that were free a moment ago.
-pub fn free_port_pair() -> (u16, u16) {
-    let ports = free_ports(2);
-    (ports[0], ports[1])
 }
 
 // ---------------------------------------------------------------------------
