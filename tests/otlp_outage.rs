@@ -9,24 +9,18 @@
 
 mod support;
 
-use support::logs;
-
 use std::time::{Duration, Instant};
 
 use serverwatch::{OtlpProtocol, ServerWatch};
 use support::launcher::HeldPorts;
-use support::rotel::{Batch, Rotel};
-use support::{TestApp, eventually, serve_sample};
+use support::otlp::{
+    DEADLINE, FAILED, RECOVERED, STILL_FAILING, has_requests, over_protocols, port_for,
+};
+use support::rotel::Rotel;
+use support::{TestApp, eventually, logs, serve_sample};
 
 const INTERVAL: Duration = Duration::from_millis(200);
 const TIMEOUT: Duration = Duration::from_millis(500);
-/// How long the receiver may take to show what was sent.
-const DEADLINE: Duration = Duration::from_secs(30);
-
-const DURATION: &str = "http.server.request.duration";
-const FAILED: &str = "serverwatch: OTLP export failed";
-const RECOVERED: &str = "serverwatch: OTLP export recovered";
-const STILL_FAILING: &str = "serverwatch: OTLP export still failing";
 
 /// The tests of this binary run one at a time: RSS is the whole process's,
 /// and latencies are measured.
@@ -237,31 +231,12 @@ async fn rss(app: &TestApp) -> u64 {
         .unwrap_or_else(|| panic!("no RSS in /health: {health}"))
 }
 
-fn has_requests(total: u64) -> impl FnMut(&Batch) -> Result<(), String> {
-    move |batch| match batch.total_count(DURATION) {
-        n if n == total => Ok(()),
-        n => Err(format!("{n} of {total} requests")),
-    }
-}
-
 fn watch_for(endpoint: String, protocol: OtlpProtocol) -> ServerWatch {
-    ServerWatch::builder()
-        .service_name("otlp-outage")
-        .otlp_endpoint(endpoint)
-        .otlp_protocol(protocol)
+    support::otlp::builder("otlp-outage", endpoint, protocol)
         .otlp_export_interval(INTERVAL)
         .otlp_timeout(TIMEOUT)
         .build()
         .expect("a valid OTLP configuration")
-}
-
-fn endpoint_and_port(rotel_ports: (u16, u16), protocol: OtlpProtocol) -> (String, u16) {
-    let (grpc, http) = rotel_ports;
-    let port = match protocol {
-        OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => http,
-        OtlpProtocol::Grpc => grpc,
-    };
-    (format!("http://127.0.0.1:{port}"), port)
 }
 
 // ---------------------------------------------------------------------------
@@ -279,8 +254,8 @@ async fn collector_outage(protocol: OtlpProtocol) {
     let _serial = SERIAL.lock().await;
     logs::captured();
     let mut rotel = Rotel::start().await;
-    let (endpoint, port) = endpoint_and_port((rotel.grpc_port(), rotel.http_port()), protocol);
-    let watch = watch_for(endpoint, protocol);
+    let port = rotel.port(protocol);
+    let watch = watch_for(rotel.endpoint(protocol), protocol);
     let app = serve_sample(&watch).await;
     let control = control_app().await;
 
@@ -352,16 +327,6 @@ async fn collector_outage(protocol: OtlpProtocol) {
     watch.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn collector_outage_over_http_protobuf() {
-    collector_outage(OtlpProtocol::HttpProtobuf).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn collector_outage_over_grpc() {
-    collector_outage(OtlpProtocol::Grpc).await;
-}
-
 // ---------------------------------------------------------------------------
 // Absent at start
 
@@ -370,8 +335,8 @@ async fn collector_absent_at_start(protocol: OtlpProtocol) {
     logs::captured();
     // Held, so that nothing else takes them before rotel does.
     let ports = HeldPorts::fresh(2);
-    let (endpoint, port) = endpoint_and_port((ports.ports()[0], ports.ports()[1]), protocol);
-    let watch = watch_for(endpoint, protocol);
+    let port = port_for(protocol, ports.ports());
+    let watch = watch_for(support::otlp::endpoint(port), protocol);
     let app = serve_sample(&watch).await;
     let control = control_app().await;
 
@@ -408,12 +373,7 @@ async fn collector_absent_at_start(protocol: OtlpProtocol) {
     watch.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn collector_absent_at_start_over_http_protobuf() {
-    collector_absent_at_start(OtlpProtocol::HttpProtobuf).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn collector_absent_at_start_over_grpc() {
-    collector_absent_at_start(OtlpProtocol::Grpc).await;
+over_protocols! {
+    collector_outage => [http_protobuf, grpc];
+    collector_absent_at_start => [http_protobuf, grpc];
 }

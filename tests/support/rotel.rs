@@ -13,6 +13,8 @@
 //! has not grown for [`SETTLE`].
 
 use super::launcher::{HeldPorts, Run, Server, ServerKind, poll, require};
+use super::otlp;
+use serverwatch::OtlpProtocol;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -118,12 +120,12 @@ impl Rotel {
 
     /// `http://127.0.0.1:PORT`, the base URL of the OTLP/HTTP receiver.
     pub fn http_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port())
+        otlp::endpoint(self.http_port())
     }
 
     /// `http://127.0.0.1:PORT`, the OTLP/gRPC receiver.
     pub fn grpc_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.grpc_port())
+        otlp::endpoint(self.grpc_port())
     }
 
     pub fn grpc_port(&self) -> u16 {
@@ -132,6 +134,16 @@ impl Rotel {
 
     pub fn http_port(&self) -> u16 {
         self.ports()[1]
+    }
+
+    /// The port that `protocol` is received on.
+    pub fn port(&self, protocol: OtlpProtocol) -> u16 {
+        otlp::port_for(protocol, self.ports())
+    }
+
+    /// `http://127.0.0.1:PORT`, where `protocol` is received.
+    pub fn endpoint(&self, protocol: OtlpProtocol) -> String {
+        otlp::endpoint(self.port(protocol))
     }
 
     /// The complete batches the current run received, oldest first.
