@@ -129,7 +129,6 @@ async fn retried_when_the_collector_says(protocol: OtlpProtocol) {
 /// certificate when the collector wants one, and without the CA logs an
 /// error that says the certificate's issuer is unknown.
 async fn tls_with_a_custom_ca_and_client_certificate(protocol: OtlpProtocol) {
-    logs::captured();
     let pki = Pki::new();
     let rotel = Rotel::start().await;
     let port = rotel.port(protocol);
@@ -147,13 +146,14 @@ async fn tls_with_a_custom_ca_and_client_certificate(protocol: OtlpProtocol) {
     watch.shutdown().await;
 
     // The same endpoint without the CA.
+    let since = logs::mark();
     let watch = builder(front.endpoint(), protocol)
         .otlp_export_interval(Duration::from_millis(300))
         .build()
         .unwrap();
     let needle = format!("127.0.0.1:{}", front.port);
     let line = eventually("a logged TLS failure", DEADLINE, || async {
-        logs::lines_with(&needle)
+        logs::lines_with(since, &needle)
             .into_iter()
             .find(|l| l.contains(FAILED))
     })
