@@ -392,7 +392,7 @@ impl HeldPorts {
     }
 
     /// `ports`, which a server has just left, held for its next run; `None`
-    /// when one cannot be bound (then they stay free, as before).
+    /// when one cannot be bound (then they are left free).
     pub fn hold(ports: &[u16]) -> Option<Self> {
         let sockets = ports
             .iter()
