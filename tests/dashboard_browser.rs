@@ -26,6 +26,7 @@ use axum::extract::Path as UrlPath;
 use axum::routing::get;
 use serde_json::Value;
 use serverwatch::ServerWatch;
+use support::launcher::HeldPorts;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpListener;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -479,11 +480,13 @@ async fn the_page_shows_the_health_figures_safely_at_both_sizes() {
 // ---------------------------------------------------------------------------
 // Stopping and restarting the service
 
-/// The app served on a port it can leave and take back.
+/// The app served on a port it can leave and take back: held while it is
+/// stopped, so that nothing else takes it meanwhile.
 struct Restartable {
     addr: SocketAddr,
     app: Router,
     running: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    held: Option<HeldPorts>,
 }
 
 impl Restartable {
@@ -493,6 +496,7 @@ impl Restartable {
             addr: listener.local_addr().unwrap(),
             app,
             running: None,
+            held: None,
         };
         server.serve(listener);
         server
@@ -521,9 +525,11 @@ impl Restartable {
             .await
             .expect("the server stops")
             .unwrap();
+        self.held = HeldPorts::hold(&[self.addr.port()]);
     }
 
     async fn restart(&mut self) {
+        self.held = None;
         let addr = self.addr;
         let listener = support::eventually("the same port again", STEP, || async move {
             TcpListener::bind(addr).await.ok()

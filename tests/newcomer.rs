@@ -27,8 +27,8 @@ const ACTIVE: &str = "http_server_active_requests";
 
 /// A directory of static files, made for one test.
 fn assets(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("serverwatch-{test}-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("css")).unwrap();
+    let dir = support::launcher::fresh_temp_dir(test);
+    std::fs::create_dir(dir.join("css")).unwrap();
     std::fs::write(dir.join("css/site.css"), "body { margin: 0 }").unwrap();
     dir
 }

@@ -11,56 +11,26 @@
 
 mod support;
 
-use support::logs;
-
 use std::time::{Duration, Instant};
 
-use serverwatch::{Builder, OtlpProtocol, ServerWatch};
+use serverwatch::{Builder, OtlpProtocol};
 use support::collector::{Pki, Relay, Silent, TlsFront};
+use support::otlp::{DEADLINE, FAILED, has_requests, over_protocols, send_items};
 use support::rotel::Rotel;
-use support::{TestApp, eventually, serve_sample};
+use support::{eventually, logs, serve_sample};
 
-/// How long the receiver may take to show what was sent.
-const DEADLINE: Duration = Duration::from_secs(30);
 /// What `shutdown()` may take beyond the timeout: the thread hand-over.
 const MARGIN: Duration = Duration::from_millis(500);
 
-const DURATION: &str = "http.server.request.duration";
-const FAILED: &str = "serverwatch: OTLP export failed";
-
 fn builder(endpoint: String, protocol: OtlpProtocol) -> Builder {
-    ServerWatch::builder()
-        .service_name("otlp-delivery")
-        .otlp_endpoint(endpoint)
-        .otlp_protocol(protocol)
-}
-
-/// Sends `n` requests that each get 200.
-async fn send(app: &TestApp, n: u64) {
-    for id in 1..=n {
-        let response = app.get(&format!("/items/{id}")).await;
-        assert_eq!(response.status(), 200);
-        response.bytes().await.unwrap();
-    }
+    support::otlp::builder("otlp-delivery", endpoint, protocol)
 }
 
 /// Waits until rotel got a batch that carries all `n` requests.
 async fn wait_for_requests(rotel: &Rotel, n: u64) {
     rotel
-        .wait_for_batch("every request", DEADLINE, |b| {
-            match b.total_count(DURATION) {
-                count if count == n => Ok(()),
-                count => Err(format!("{count} of {n} requests")),
-            }
-        })
+        .wait_for_batch("every request", DEADLINE, has_requests(n))
         .await;
-}
-
-fn rotel_port(rotel: &Rotel, protocol: OtlpProtocol) -> u16 {
-    match protocol {
-        OtlpProtocol::Grpc => rotel.grpc_port(),
-        _ => rotel.http_port(),
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -69,7 +39,7 @@ fn rotel_port(rotel: &Rotel, protocol: OtlpProtocol) -> u16 {
 /// `shutdown()` returns within the timeout, whether it makes the last
 /// export itself or an export is under way when it is called; the export
 /// under way is the last one.
-async fn shutdown_is_bounded(protocol: OtlpProtocol) {
+async fn shutdown_is_bounded_by_the_timeout(protocol: OtlpProtocol) {
     let timeout = Duration::from_secs(2);
 
     // Nothing under way: the last export hangs.
@@ -80,7 +50,7 @@ async fn shutdown_is_bounded(protocol: OtlpProtocol) {
         .build()
         .unwrap();
     let app = serve_sample(&watch).await;
-    send(&app, 3).await;
+    send_items(&app, 3).await;
     let start = Instant::now();
     watch.shutdown().await;
     let took = start.elapsed();
@@ -118,36 +88,23 @@ async fn shutdown_is_bounded(protocol: OtlpProtocol) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_is_bounded_by_the_timeout_over_http() {
-    shutdown_is_bounded(OtlpProtocol::HttpProtobuf).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_is_bounded_by_the_timeout_over_grpc() {
-    shutdown_is_bounded(OtlpProtocol::Grpc).await;
-}
-
 // ---------------------------------------------------------------------------
 // 2. Retries
 
 /// The collector refuses the first export (HTTP 503 with `Retry-After: 1`,
 /// gRPC UNAVAILABLE with a RetryInfo of 1 s); the exporter waits as told,
 /// sends again before the next export is due, and rotel gets the data.
-async fn retries_as_the_collector_says(protocol: OtlpProtocol) {
+async fn retried_when_the_collector_says(protocol: OtlpProtocol) {
     let retry_after = Duration::from_secs(1);
     let interval = Duration::from_secs(3);
     let rotel = Rotel::start().await;
-    let relay = match protocol {
-        OtlpProtocol::Grpc => Relay::grpc(1, retry_after, rotel.grpc_endpoint()).await,
-        _ => Relay::http(1, retry_after, rotel.http_endpoint()).await,
-    };
+    let relay = Relay::in_front_of(&rotel, protocol, 1, retry_after).await;
     let watch = builder(relay.endpoint(), protocol)
         .otlp_export_interval(interval)
         .build()
         .unwrap();
     let app = serve_sample(&watch).await;
-    send(&app, 7).await;
+    send_items(&app, 7).await;
     wait_for_requests(&rotel, 7).await;
 
     let arrivals = relay.arrivals.times();
@@ -165,27 +122,16 @@ async fn retries_as_the_collector_says(protocol: OtlpProtocol) {
     watch.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_503_is_retried_after_retry_after() {
-    retries_as_the_collector_says(OtlpProtocol::HttpProtobuf).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_unavailable_is_retried_after_retry_info() {
-    retries_as_the_collector_says(OtlpProtocol::Grpc).await;
-}
-
 // ---------------------------------------------------------------------------
 // 3. TLS
 
 /// The exporter trusts the test's CA when told to, presents its client
 /// certificate when the collector wants one, and without the CA logs an
 /// error that says the certificate's issuer is unknown.
-async fn tls(protocol: OtlpProtocol) {
-    logs::captured();
+async fn tls_with_a_custom_ca_and_client_certificate(protocol: OtlpProtocol) {
     let pki = Pki::new();
     let rotel = Rotel::start().await;
-    let port = rotel_port(&rotel, protocol);
+    let port = rotel.port(protocol);
 
     // A custom CA.
     let front = TlsFront::start(&pki, port, false).await;
@@ -195,18 +141,19 @@ async fn tls(protocol: OtlpProtocol) {
         .build()
         .unwrap();
     let app = serve_sample(&watch).await;
-    send(&app, 4).await;
+    send_items(&app, 4).await;
     wait_for_requests(&rotel, 4).await;
     watch.shutdown().await;
 
     // The same endpoint without the CA.
+    let since = logs::mark();
     let watch = builder(front.endpoint(), protocol)
         .otlp_export_interval(Duration::from_millis(300))
         .build()
         .unwrap();
     let needle = format!("127.0.0.1:{}", front.port);
     let line = eventually("a logged TLS failure", DEADLINE, || async {
-        logs::lines_with(&needle)
+        logs::lines_with(since, &needle)
             .into_iter()
             .find(|l| l.contains(FAILED))
     })
@@ -226,7 +173,7 @@ async fn tls(protocol: OtlpProtocol) {
         .build()
         .unwrap();
     let app = serve_sample(&watch).await;
-    send(&app, 9).await;
+    send_items(&app, 9).await;
     wait_for_requests(&rotel, 9).await;
     watch.shutdown().await;
     let watch = builder(front.endpoint(), protocol)
@@ -246,12 +193,8 @@ async fn tls(protocol: OtlpProtocol) {
     watch.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_with_a_custom_ca_and_client_certificate_over_http() {
-    tls(OtlpProtocol::HttpProtobuf).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_with_a_custom_ca_and_client_certificate_over_grpc() {
-    tls(OtlpProtocol::Grpc).await;
+over_protocols! {
+    shutdown_is_bounded_by_the_timeout => [http_protobuf, grpc];
+    retried_when_the_collector_says => [http_protobuf, grpc];
+    tls_with_a_custom_ca_and_client_certificate => [http_protobuf, grpc];
 }

@@ -9,24 +9,18 @@
 
 mod support;
 
-use support::logs;
-use support::rotel;
-
 use std::time::{Duration, Instant};
 
 use serverwatch::{OtlpProtocol, ServerWatch};
-use support::rotel::{Batch, Rotel};
-use support::{TestApp, eventually, serve_sample};
+use support::launcher::HeldPorts;
+use support::otlp::{
+    DEADLINE, FAILED, RECOVERED, STILL_FAILING, has_requests, over_protocols, port_for,
+};
+use support::rotel::Rotel;
+use support::{TestApp, eventually, logs, serve_sample};
 
 const INTERVAL: Duration = Duration::from_millis(200);
 const TIMEOUT: Duration = Duration::from_millis(500);
-/// How long the receiver may take to show what was sent.
-const DEADLINE: Duration = Duration::from_secs(30);
-
-const DURATION: &str = "http.server.request.duration";
-const FAILED: &str = "serverwatch: OTLP export failed";
-const RECOVERED: &str = "serverwatch: OTLP export recovered";
-const STILL_FAILING: &str = "serverwatch: OTLP export still failing";
 
 /// The tests of this binary run one at a time: RSS is the whole process's,
 /// and latencies are measured.
@@ -35,62 +29,77 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 // ---------------------------------------------------------------------------
 // Captured log lines
 
-/// The captured lines about the exporter that sends to `port` (tests run
-/// in parallel; each exporter logs its own endpoint).
-fn log_lines(port: u16) -> Vec<String> {
-    logs::lines_with(&format!("127.0.0.1:{port}/"))
+/// What one exporter logged: the captured lines with its endpoint (tests
+/// run in parallel; each exporter logs its own) since it was built.
+struct ExporterLog {
+    since: logs::Mark,
+    port: u16,
 }
 
-/// The outage events ([`FAILED`] and [`RECOVERED`]) among the lines about
-/// `port` from the `from`-th on.
-fn outage_events(port: u16, from: usize) -> Vec<&'static str> {
-    log_lines(port)
-        .iter()
-        .skip(from)
-        .filter_map(|l| {
-            if l.contains(FAILED) {
-                Some(FAILED)
-            } else if l.contains(RECOVERED) {
-                Some(RECOVERED)
-            } else {
-                None
-            }
-        })
-        .collect()
-}
-
-/// Fails unless the outage that started after the `from`-th line about
-/// `port` was logged once when it started and once when it ended: the
-/// events are `failed, recovered`. Later events may only be further whole
-/// outages (`failed, recovered`), which happen when the machine is so slow
-/// that an export to the running receiver outlasts the timeout; a warning
-/// per interval (`failed, failed`) fails.
-fn assert_logged_once(port: u16, from: usize) {
-    let events = outage_events(port, from);
-    let lines = || log_lines(port)[from..].join("\n");
-    assert!(
-        events.len() >= 2 && events[0] == FAILED && events[1] == RECOVERED,
-        "the outage must be logged once when it starts and once when it ends, got \
-         {events:?}:\n{}",
-        lines()
-    );
-    assert!(
-        events.windows(2).all(|w| w[0] != w[1]),
-        "one line per outage and per recovery, got {events:?}:\n{}",
-        lines()
-    );
-    if events.len() > 2 {
-        eprintln!("note: exports to the running receiver also timed out later: {events:?}");
+impl ExporterLog {
+    /// Made before the exporter that sends to `port` is built.
+    fn new(port: u16) -> Self {
+        Self {
+            since: logs::mark(),
+            port,
+        }
     }
-}
 
-/// Waits until the exporter of `port` is not in an outage (a slow machine
-/// can make an export to a running receiver time out).
-async fn wait_not_failing(port: u16) {
-    eventually("the exporter to be out of any outage", DEADLINE, || async {
-        (outage_events(port, 0).last() != Some(&FAILED)).then_some(())
-    })
-    .await;
+    fn lines(&self) -> Vec<String> {
+        logs::lines_with(self.since, &format!("127.0.0.1:{}/", self.port))
+    }
+
+    /// The outage events ([`FAILED`] and [`RECOVERED`]) among the lines from
+    /// the `from`-th on.
+    fn outage_events(&self, from: usize) -> Vec<&'static str> {
+        self.lines()
+            .iter()
+            .skip(from)
+            .filter_map(|l| {
+                if l.contains(FAILED) {
+                    Some(FAILED)
+                } else if l.contains(RECOVERED) {
+                    Some(RECOVERED)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Fails unless the outage that started after the `from`-th line was
+    /// logged once when it started and once when it ended: the events are
+    /// `failed, recovered`. Later events may only be further whole outages
+    /// (`failed, recovered`), which happen when the machine is so slow that
+    /// an export to the running receiver outlasts the timeout; a warning per
+    /// interval (`failed, failed`) fails.
+    fn assert_logged_once(&self, from: usize) {
+        let events = self.outage_events(from);
+        let lines = || self.lines()[from..].join("\n");
+        assert!(
+            events.len() >= 2 && events[0] == FAILED && events[1] == RECOVERED,
+            "the outage must be logged once when it starts and once when it ends, got \
+             {events:?}:\n{}",
+            lines()
+        );
+        assert!(
+            events.windows(2).all(|w| w[0] != w[1]),
+            "one line per outage and per recovery, got {events:?}:\n{}",
+            lines()
+        );
+        if events.len() > 2 {
+            eprintln!("note: exports to the running receiver also timed out later: {events:?}");
+        }
+    }
+
+    /// Waits until the exporter is not in an outage (a slow machine can make
+    /// an export to a running receiver time out).
+    async fn wait_not_failing(&self) {
+        eventually("the exporter to be out of any outage", DEADLINE, || async {
+            (self.outage_events(0).last() != Some(&FAILED)).then_some(())
+        })
+        .await;
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -237,31 +246,12 @@ async fn rss(app: &TestApp) -> u64 {
         .unwrap_or_else(|| panic!("no RSS in /health: {health}"))
 }
 
-fn has_requests(total: u64) -> impl FnMut(&Batch) -> Result<(), String> {
-    move |batch| match batch.total_count(DURATION) {
-        n if n == total => Ok(()),
-        n => Err(format!("{n} of {total} requests")),
-    }
-}
-
 fn watch_for(endpoint: String, protocol: OtlpProtocol) -> ServerWatch {
-    ServerWatch::builder()
-        .service_name("otlp-outage")
-        .otlp_endpoint(endpoint)
-        .otlp_protocol(protocol)
+    support::otlp::builder("otlp-outage", endpoint, protocol)
         .otlp_export_interval(INTERVAL)
         .otlp_timeout(TIMEOUT)
         .build()
         .expect("a valid OTLP configuration")
-}
-
-fn endpoint_and_port(rotel_ports: (u16, u16), protocol: OtlpProtocol) -> (String, u16) {
-    let (grpc, http) = rotel_ports;
-    let port = match protocol {
-        OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => http,
-        OtlpProtocol::Grpc => grpc,
-    };
-    (format!("http://127.0.0.1:{port}"), port)
 }
 
 // ---------------------------------------------------------------------------
@@ -277,10 +267,9 @@ const MAX_RSS_GROWTH: u64 = 32 << 20;
 
 async fn collector_outage(protocol: OtlpProtocol) {
     let _serial = SERIAL.lock().await;
-    logs::captured();
     let mut rotel = Rotel::start().await;
-    let (endpoint, port) = endpoint_and_port((rotel.grpc_port(), rotel.http_port()), protocol);
-    let watch = watch_for(endpoint, protocol);
+    let log = ExporterLog::new(rotel.port(protocol));
+    let watch = watch_for(rotel.endpoint(protocol), protocol);
     let app = serve_sample(&watch).await;
     let control = control_app().await;
 
@@ -289,11 +278,11 @@ async fn collector_outage(protocol: OtlpProtocol) {
     rotel
         .wait_for_batch("the phase A requests", DEADLINE, has_requests(a.sent))
         .await;
-    wait_not_failing(port).await;
+    log.wait_not_failing().await;
     let rss_before = rss(&app).await;
 
     // B: the collector is down; the service does not notice.
-    let outage_start = log_lines(port).len();
+    let outage_start = log.lines().len();
     rotel.stop();
     let mut loads = load(&[&app, &control], 4, Duration::from_millis(2500), 25).await;
     let (b, b_control) = (loads.remove(0), loads.remove(0));
@@ -314,12 +303,12 @@ async fn collector_outage(protocol: OtlpProtocol) {
     );
     // Logged once, not once per interval; retried every interval meanwhile.
     eventually("the outage to be logged", DEADLINE, || async {
-        (!outage_events(port, outage_start).is_empty()).then_some(())
+        (!log.outage_events(outage_start).is_empty()).then_some(())
     })
     .await;
-    let during = &log_lines(port)[outage_start..];
+    let during = &log.lines()[outage_start..];
     assert_eq!(
-        outage_events(port, outage_start),
+        log.outage_events(outage_start),
         [FAILED],
         "one warning for the whole outage:\n{}",
         during.join("\n")
@@ -342,24 +331,14 @@ async fn collector_outage(protocol: OtlpProtocol) {
         )
         .await;
     eventually("the recovery to be logged", DEADLINE, || async {
-        outage_events(port, outage_start)
+        log.outage_events(outage_start)
             .contains(&RECOVERED)
             .then_some(())
     })
     .await;
-    assert_logged_once(port, outage_start);
+    log.assert_logged_once(outage_start);
 
     watch.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn collector_outage_over_http_protobuf() {
-    collector_outage(OtlpProtocol::HttpProtobuf).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn collector_outage_over_grpc() {
-    collector_outage(OtlpProtocol::Grpc).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -367,10 +346,11 @@ async fn collector_outage_over_grpc() {
 
 async fn collector_absent_at_start(protocol: OtlpProtocol) {
     let _serial = SERIAL.lock().await;
-    logs::captured();
-    let ports = rotel::free_port_pair();
-    let (endpoint, port) = endpoint_and_port(ports, protocol);
-    let watch = watch_for(endpoint, protocol);
+    // Held, so that nothing else takes them before rotel does.
+    let ports = HeldPorts::fresh(2);
+    let port = port_for(protocol, ports.ports());
+    let log = ExporterLog::new(port);
+    let watch = watch_for(support::otlp::endpoint(port), protocol);
     let app = serve_sample(&watch).await;
     let control = control_app().await;
 
@@ -379,17 +359,17 @@ async fn collector_absent_at_start(protocol: OtlpProtocol) {
     let (before, before_control) = (loads.remove(0), loads.remove(0));
     assert_full_speed(&before, &before_control, "with no collector");
     eventually("the failed export to be logged", DEADLINE, || async {
-        (!outage_events(port, 0).is_empty()).then_some(())
+        (!log.outage_events(0).is_empty()).then_some(())
     })
     .await;
     assert_eq!(
-        outage_events(port, 0),
+        log.outage_events(0),
         [FAILED],
         "one warning while there is no collector:\n{}",
-        log_lines(port).join("\n")
+        log.lines().join("\n")
     );
 
-    let rotel = Rotel::start_on(ports.0, ports.1).await;
+    let rotel = Rotel::start_on(ports).await;
     let after = load_one(&app, 2, Duration::from_millis(300), 5).await;
     rotel
         .wait_for_batch(
@@ -399,20 +379,15 @@ async fn collector_absent_at_start(protocol: OtlpProtocol) {
         )
         .await;
     eventually("the recovery to be logged", DEADLINE, || async {
-        outage_events(port, 0).contains(&RECOVERED).then_some(())
+        log.outage_events(0).contains(&RECOVERED).then_some(())
     })
     .await;
-    assert_logged_once(port, 0);
+    log.assert_logged_once(0);
 
     watch.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn collector_absent_at_start_over_http_protobuf() {
-    collector_absent_at_start(OtlpProtocol::HttpProtobuf).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn collector_absent_at_start_over_grpc() {
-    collector_absent_at_start(OtlpProtocol::Grpc).await;
+over_protocols! {
+    collector_outage => [http_protobuf, grpc];
+    collector_absent_at_start => [http_protobuf, grpc];
 }

@@ -7,22 +7,18 @@
 
 mod support;
 
-use support::rotel;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serverwatch::{Builder, OtlpCompression, OtlpProtocol, OtlpTemporality, ServerWatch};
 #[cfg(feature = "otlp-zstd")]
 use support::collector::Relay;
-use support::rotel::{AttrValue, Batch, DataPoint, Rotel};
+use support::otlp::{DEADLINE, DURATION, has_requests, over_protocols, send_items};
+use support::rotel::{self, AttrValue, Batch, DataPoint, Rotel};
 use support::{TestApp, serve_sample};
 
-/// How long the receiver may take to show what was sent.
-const DEADLINE: Duration = Duration::from_secs(30);
 const INTERVAL: Duration = Duration::from_millis(300);
 
-const DURATION: &str = "http.server.request.duration";
 const REQUEST_SIZE: &str = "http.server.request.body.size";
 const RESPONSE_SIZE: &str = "http.server.response.body.size";
 
@@ -37,26 +33,10 @@ const DURATION_BOUNDS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
-fn endpoint(rotel: &Rotel, protocol: OtlpProtocol) -> String {
-    match protocol {
-        OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => rotel.http_endpoint(),
-        OtlpProtocol::Grpc => rotel.grpc_endpoint(),
-    }
-}
-
 fn builder_for(rotel: &Rotel, protocol: OtlpProtocol, interval: Duration) -> Builder {
-    ServerWatch::builder()
-        .service_name("otlp-test")
+    support::otlp::builder("otlp-test", rotel.endpoint(protocol), protocol)
         .service_version("1.2.3")
-        .otlp_endpoint(endpoint(rotel, protocol))
-        .otlp_protocol(protocol)
         .otlp_export_interval(interval)
-}
-
-fn watch_for(rotel: &Rotel, protocol: OtlpProtocol, interval: Duration) -> ServerWatch {
-    builder_for(rotel, protocol, interval)
-        .build()
-        .expect("a valid OTLP configuration")
 }
 
 // ---------------------------------------------------------------------------
@@ -280,14 +260,12 @@ async fn check_receiver_equals_metrics(rotel: &Rotel, watch: &ServerWatch) {
 
     // The latest batch that carries every request sent (nothing is sent
     // after, so the state no longer changes).
-    let total = mix_total();
     let batch = rotel
-        .wait_for_batch("a batch with every request sent", DEADLINE, |b| {
-            match b.total_count(DURATION) {
-                n if n == total => Ok(()),
-                n => Err(format!("{n} of {total} requests")),
-            }
-        })
+        .wait_for_batch(
+            "a batch with every request sent",
+            DEADLINE,
+            has_requests(mix_total()),
+        )
         .await;
     let text = app.metrics().await;
     assert_batch_matches_metrics(&batch, &text);
@@ -308,45 +286,25 @@ async fn check_receiver_equals_metrics(rotel: &Rotel, watch: &ServerWatch) {
     watch.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn receiver_gets_what_metrics_shows_over_http_protobuf() {
-    receiver_equals_metrics(OtlpProtocol::HttpProtobuf, OtlpCompression::None).await;
+async fn receiver_gets_what_metrics_shows(protocol: OtlpProtocol) {
+    receiver_equals_metrics(protocol, OtlpCompression::None).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn receiver_gets_what_metrics_shows_over_grpc() {
-    receiver_equals_metrics(OtlpProtocol::Grpc, OtlpCompression::None).await;
+async fn receiver_gets_gzip(protocol: OtlpProtocol) {
+    receiver_equals_metrics(protocol, OtlpCompression::Gzip).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn receiver_gets_what_metrics_shows_over_http_json() {
-    receiver_equals_metrics(OtlpProtocol::HttpJson, OtlpCompression::None).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn receiver_gets_gzip_over_http_protobuf() {
-    receiver_equals_metrics(OtlpProtocol::HttpProtobuf, OtlpCompression::Gzip).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn receiver_gets_gzip_over_http_json() {
-    receiver_equals_metrics(OtlpProtocol::HttpJson, OtlpCompression::Gzip).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn receiver_gets_gzip_over_grpc() {
-    receiver_equals_metrics(OtlpProtocol::Grpc, OtlpCompression::Gzip).await;
+over_protocols! {
+    receiver_gets_what_metrics_shows => [http_protobuf, grpc, http_json];
+    receiver_gets_gzip => [http_protobuf, grpc, http_json];
 }
 
 /// zstd, through a relay of the test's own that decompresses it for rotel
 /// (which takes only gzip).
 #[cfg(feature = "otlp-zstd")]
-async fn zstd_through_a_relay(protocol: OtlpProtocol) {
+async fn zstd_over(protocol: OtlpProtocol) {
     let rotel = Rotel::start().await;
-    let relay = match protocol {
-        OtlpProtocol::Grpc => Relay::grpc(0, Duration::ZERO, rotel.grpc_endpoint()).await,
-        _ => Relay::http(0, Duration::ZERO, rotel.http_endpoint()).await,
-    };
+    let relay = Relay::in_front_of(&rotel, protocol, 0, Duration::ZERO).await;
     let watch = builder_for(&rotel, protocol, INTERVAL)
         .otlp_endpoint(relay.endpoint())
         .otlp_compression(OtlpCompression::Zstd)
@@ -360,16 +318,9 @@ async fn zstd_through_a_relay(protocol: OtlpProtocol) {
     );
 }
 
-#[cfg(feature = "otlp-zstd")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zstd_over_http_protobuf() {
-    zstd_through_a_relay(OtlpProtocol::HttpProtobuf).await;
-}
-
-#[cfg(feature = "otlp-zstd")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zstd_over_grpc() {
-    zstd_through_a_relay(OtlpProtocol::Grpc).await;
+over_protocols! {
+    #[cfg(feature = "otlp-zstd")]
+    zstd_over => [http_protobuf, grpc];
 }
 
 // ---------------------------------------------------------------------------
@@ -388,14 +339,12 @@ fn is_uuid(s: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_units_types_bounds_and_resource_follow_the_semantic_conventions() {
     let rotel = Rotel::start().await;
-    let watch = watch_for(&rotel, OtlpProtocol::HttpProtobuf, INTERVAL);
+    let watch = builder_for(&rotel, OtlpProtocol::HttpProtobuf, INTERVAL)
+        .build()
+        .unwrap();
     let app = serve_sample(&watch).await;
     send_mix(&app).await;
-    let total = mix_total();
-    let has_all = |b: &Batch| match b.total_count(DURATION) {
-        n if n == total => Ok(()),
-        n => Err(format!("{n} of {total} requests")),
-    };
+    let has_all = has_requests(mix_total());
     let first = rotel
         .wait_for_batch("a batch with every request", DEADLINE, has_all)
         .await;
@@ -624,15 +573,11 @@ async fn deltas(protocol: OtlpProtocol) {
         .build()
         .unwrap();
     let app = serve_sample(&watch).await;
-    for id in 1..=5 {
-        expect_status(app.get(&format!("/items/{id}")).await, 200, "item").await;
-    }
+    send_items(&app, 5).await;
     let before = wait_for_deltas(&rotel, 5).await.len();
 
     // The burst: more of a known series, and one never seen before.
-    for id in 1..=3 {
-        expect_status(app.get(&format!("/items/{id}")).await, 200, "item").await;
-    }
+    send_items(&app, 3).await;
     for id in 1..=4 {
         expect_status(app.get(&format!("/api/users/{id}")).await, 200, "user").await;
     }
@@ -747,36 +692,25 @@ async fn deltas(protocol: OtlpProtocol) {
     restarted.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deltas_over_http_protobuf() {
-    deltas(OtlpProtocol::HttpProtobuf).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deltas_over_grpc() {
-    deltas(OtlpProtocol::Grpc).await;
+over_protocols! {
+    deltas => [http_protobuf, grpc];
 }
 
 // ---------------------------------------------------------------------------
 // 4. Shutdown flushes
 
-async fn shutdown_sends_a_last_export(protocol: OtlpProtocol) {
+async fn shutdown_flushes(protocol: OtlpProtocol) {
     const N: u64 = 25;
     let timeout = Duration::from_secs(10);
     let rotel = Rotel::start().await;
     // No periodic export happens during the test.
-    let watch = ServerWatch::builder()
-        .service_name("otlp-test")
-        .otlp_endpoint(endpoint(&rotel, protocol))
-        .otlp_protocol(protocol)
+    let watch = support::otlp::builder("otlp-test", rotel.endpoint(protocol), protocol)
         .otlp_export_interval(Duration::from_secs(60))
         .otlp_timeout(timeout)
         .build()
         .unwrap();
     let app = serve_sample(&watch).await;
-    for id in 1..=N {
-        expect_status(app.get(&format!("/items/{id}")).await, 200, "item").await;
-    }
+    send_items(&app, N).await;
 
     let start = Instant::now();
     watch.shutdown().await;
@@ -813,14 +747,8 @@ async fn shutdown_sends_a_last_export(protocol: OtlpProtocol) {
     expect_status(app.get("/items/1").await, 200, "after shutdown").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_flushes_over_http_protobuf() {
-    shutdown_sends_a_last_export(OtlpProtocol::HttpProtobuf).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_flushes_over_grpc() {
-    shutdown_sends_a_last_export(OtlpProtocol::Grpc).await;
+over_protocols! {
+    shutdown_flushes => [http_protobuf, grpc];
 }
 
 // ---------------------------------------------------------------------------
@@ -839,12 +767,7 @@ async fn instruments_turned_off_leave_every_view() {
     send_mix(&app).await;
     let total = mix_total();
     let batch = rotel
-        .wait_for_batch("a batch with every request", DEADLINE, |b| {
-            match b.total_count(DURATION) {
-                n if n == total => Ok(()),
-                n => Err(format!("{n} of {total} requests")),
-            }
-        })
+        .wait_for_batch("a batch with every request", DEADLINE, has_requests(total))
         .await;
     assert!(batch.metric(REQUEST_SIZE).is_none(), "{:?}", batch.names());
     assert!(batch.metric(RESPONSE_SIZE).is_none(), "{:?}", batch.names());

@@ -27,6 +27,10 @@ use tokio::task::JoinHandle;
 use tokio_rustls::rustls;
 use tonic::codec::CompressionEncoding;
 
+use super::otlp;
+use super::rotel::Rotel;
+use serverwatch::OtlpProtocol;
+
 /// Aborts its task when dropped, so that nothing outlives the test.
 struct Task(JoinHandle<()>);
 
@@ -81,7 +85,7 @@ impl Silent {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        otlp::endpoint(self.port)
     }
 
     /// Connections accepted so far.
@@ -207,8 +211,25 @@ impl Relay {
         }
     }
 
+    /// In front of `rotel`, over `protocol`: [`Relay::grpc`] or
+    /// [`Relay::http`].
+    pub async fn in_front_of(
+        rotel: &Rotel,
+        protocol: OtlpProtocol,
+        refusals: usize,
+        retry_after: Duration,
+    ) -> Self {
+        let upstream = rotel.endpoint(protocol);
+        match protocol {
+            OtlpProtocol::Grpc => Self::grpc(refusals, retry_after, upstream).await,
+            OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => {
+                Self::http(refusals, retry_after, upstream).await
+            }
+        }
+    }
+
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        otlp::endpoint(self.port)
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::TcpListener;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -66,12 +66,14 @@ pub struct Run<'a> {
 
 /// An external server of the test's own, on 127.0.0.1. Dropping it kills the
 /// child (by its PID) and removes its directory, unless the test is failing:
-/// then the directory stays and its path is printed.
+/// then the directory stays and its path is printed. Between a stop and the
+/// next run its ports are held ([`HeldPorts`]), so it comes back on them.
 #[derive(Debug)]
 pub struct Server<K: ServerKind> {
     pub kind: K,
     home: PathBuf,
     ports: Vec<u16>,
+    held: Option<HeldPorts>,
     child: Option<Child>,
     runs: u32,
 }
@@ -84,6 +86,7 @@ impl<K: ServerKind> Server<K> {
             kind,
             home: fresh_temp_dir(K::NAME),
             ports: Vec::new(),
+            held: None,
             child: None,
             runs: 0,
         }
@@ -95,13 +98,23 @@ impl<K: ServerKind> Server<K> {
     pub async fn launch(&mut self, count: usize) {
         let mut failures = Vec::new();
         for _attempt in 0..ATTEMPTS {
-            self.ports = free_ports(count);
+            let held = HeldPorts::fresh(count);
+            self.ports = held.ports.clone();
+            self.held = Some(held);
             match self.run_once().await {
                 Ok(()) => return,
                 Err(e) => failures.push(e),
             }
         }
         panic!("{} did not start:\n{}", K::NAME, failures.join("\n---\n"));
+    }
+
+    /// Runs it on the `held` ports (released as it is spawned) and waits
+    /// until it is ready.
+    pub async fn launch_held(&mut self, held: HeldPorts) {
+        let ports = held.ports.clone();
+        self.held = Some(held);
+        self.launch_on(&ports).await;
     }
 
     /// Runs it on these ports and waits until it is ready, spawning it again
@@ -130,12 +143,14 @@ impl<K: ServerKind> Server<K> {
     }
 
     /// Kills the child (SIGKILL, by its PID: a crash, not a shutdown) and
-    /// waits for it to be gone, so its ports are closed when this returns.
+    /// waits for it to be gone, so its ports are closed when this returns:
+    /// connections are refused, and the ports are held for the next run.
     /// The log stays readable until the next run.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            self.held = HeldPorts::hold(&self.ports);
         }
     }
 
@@ -190,6 +205,8 @@ impl<K: ServerKind> Server<K> {
             ports: &self.ports,
         };
         let mut command = self.kind.command(&run);
+        // Released at the last moment: the child binds them next.
+        self.held = None;
         let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("cloning the log file handle"))
@@ -348,16 +365,57 @@ pub fn fresh_temp_dir(what: &str) -> PathBuf {
     dir
 }
 
-/// `count` distinct ports that were free a moment ago (bound on :0
-/// together, then released).
-pub fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+/// Loopback ports bound but not listening: a connection to one is refused,
+/// as when no server is there, and no other socket takes one meanwhile
+/// (neither a bind to port 0 nor an outgoing connection picks a bound
+/// port). Released when dropped.
+#[derive(Debug)]
+pub struct HeldPorts {
+    ports: Vec<u16>,
+    _sockets: Vec<tokio::net::TcpSocket>,
+}
+
+impl HeldPorts {
+    /// `count` free ports, held until a server is launched on them.
+    pub fn fresh(count: usize) -> Self {
+        let sockets: Vec<_> = (0..count)
+            .map(|_| bound(0).expect("binding 127.0.0.1:0"))
+            .collect();
+        let ports = sockets
+            .iter()
+            .map(|s| s.local_addr().unwrap().port())
+            .collect();
+        Self {
+            ports,
+            _sockets: sockets,
+        }
+    }
+
+    /// `ports`, which a server has just left, held for its next run; `None`
+    /// when one cannot be bound (then they are left free).
+    pub fn hold(ports: &[u16]) -> Option<Self> {
+        let sockets = ports
+            .iter()
+            .map(|&port| bound(port).ok())
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self {
+            ports: ports.to_vec(),
+            _sockets: sockets,
+        })
+    }
+
+    pub fn ports(&self) -> &[u16] {
+        &self.ports
+    }
+}
+
+/// A socket bound to 127.0.0.1:`port`, not listening.
+fn bound(port: u16) -> std::io::Result<tokio::net::TcpSocket> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    // Binds past the TIME_WAIT connections a killed server leaves behind.
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    Ok(socket)
 }
 
 /// The TCP ports process `pid` listens on, from `/proc`; `None` where that

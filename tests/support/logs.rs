@@ -21,10 +21,22 @@ pub fn captured() -> &'static Mutex<Vec<u8>> {
     })
 }
 
-/// The captured lines that contain `text` (tests run in parallel: each
-/// exporter logs its own endpoint, which tells them apart).
-pub fn lines_with(text: &str) -> Vec<String> {
-    String::from_utf8_lossy(&captured().lock().unwrap())
+/// A place in the captured log, taken before an exporter is built: the
+/// lines after it leave out an earlier test's exporter to the same port
+/// (a port is free again once its test is over).
+#[derive(Debug, Clone, Copy)]
+pub struct Mark(usize);
+
+/// The end of the captured log, now (installing the subscriber first).
+pub fn mark() -> Mark {
+    Mark(captured().lock().unwrap().len())
+}
+
+/// The captured lines after `since` that contain `text` (tests run in
+/// parallel: each exporter logs its own endpoint, which tells them apart).
+pub fn lines_with(since: Mark, text: &str) -> Vec<String> {
+    // The subscriber writes whole events, so a mark is at a line's start.
+    String::from_utf8_lossy(&captured().lock().unwrap()[since.0..])
         .lines()
         .filter(|l| l.contains(text))
         .map(str::to_owned)

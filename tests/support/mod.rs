@@ -9,6 +9,7 @@ pub mod exposition;
 pub mod launcher;
 pub mod logs;
 pub mod mongo;
+pub mod otlp;
 pub mod prometheus;
 pub mod rotel;
 

@@ -12,7 +12,9 @@
 //! started; the last one is complete once the output ends with a newline and
 //! has not grown for [`SETTLE`].
 
-use super::launcher::{Run, Server, ServerKind, free_ports, poll, require};
+use super::launcher::{HeldPorts, Run, Server, ServerKind, poll, require};
+use super::otlp;
+use serverwatch::OtlpProtocol;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -107,23 +109,23 @@ impl Rotel {
         rotel
     }
 
-    /// Starts rotel on these ports (which the caller chose, for instance to
-    /// configure an exporter before the receiver exists) and waits until it
-    /// listens on both.
-    pub async fn start_on(grpc_port: u16, http_port: u16) -> Self {
+    /// Starts rotel on `ports` (gRPC, then HTTP), which the caller held,
+    /// for instance to configure an exporter before the receiver exists,
+    /// and waits until it listens on both.
+    pub async fn start_on(ports: HeldPorts) -> Self {
         let mut rotel = Server::new(Agent::find());
-        rotel.launch_on(&[grpc_port, http_port]).await;
+        rotel.launch_held(ports).await;
         rotel
     }
 
     /// `http://127.0.0.1:PORT`, the base URL of the OTLP/HTTP receiver.
     pub fn http_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port())
+        otlp::endpoint(self.http_port())
     }
 
     /// `http://127.0.0.1:PORT`, the OTLP/gRPC receiver.
     pub fn grpc_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.grpc_port())
+        otlp::endpoint(self.grpc_port())
     }
 
     pub fn grpc_port(&self) -> u16 {
@@ -132,6 +134,16 @@ impl Rotel {
 
     pub fn http_port(&self) -> u16 {
         self.ports()[1]
+    }
+
+    /// The port that `protocol` is received on.
+    pub fn port(&self, protocol: OtlpProtocol) -> u16 {
+        otlp::port_for(protocol, self.ports())
+    }
+
+    /// `http://127.0.0.1:PORT`, where `protocol` is received.
+    pub fn endpoint(&self, protocol: OtlpProtocol) -> String {
+        otlp::endpoint(self.port(protocol))
     }
 
     /// The complete batches the current run received, oldest first.
@@ -209,12 +221,6 @@ impl Rotel {
             )
         })
     }
-}
-
-/// Two distinct ports that were free a moment ago.
-pub fn free_port_pair() -> (u16, u16) {
-    let ports = free_ports(2);
-    (ports[0], ports[1])
 }
 
 // ---------------------------------------------------------------------------
