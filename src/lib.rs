@@ -33,8 +33,8 @@ use crate::part::Handles;
 use crate::record::NestedServices;
 #[doc(inline)]
 pub use crate::record::{
-    AnyBody, AxumBody, RequestBody, RequestMetricsLayer, RequestMetricsService, ResponseBody,
-    ResponseFuture,
+    AnyBody, AxumBody, ExemplarFilter, RequestBody, RequestMetricsLayer, RequestMetricsService,
+    ResponseBody, ResponseFuture,
 };
 #[doc(inline)]
 pub use crate::sources::checks::CheckOptions;
