@@ -1,4 +1,6 @@
 #![doc = include_str!("docs/crate.md")]
+// docs.rs marks what each feature brings.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
 mod config;
