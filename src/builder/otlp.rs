@@ -54,10 +54,11 @@ impl Builder {
     }
 
     /// How long one export request may take, overriding
-    /// `OTEL_EXPORTER_OTLP_TIMEOUT`; also the most [`ServerWatch::shutdown`]
-    /// waits. Default 10 s. An export and its retries together take at
-    /// most `OTEL_METRIC_EXPORT_TIMEOUT` (default 30 s) and never run into
-    /// the next export.
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT`; also the most
+    /// [`ServerWatch::shutdown`](crate::ServerWatch::shutdown) waits.
+    /// Default 10 s. An export and its retries together take at most
+    /// `OTEL_METRIC_EXPORT_TIMEOUT` (default 30 s) and never run into the
+    /// next export.
     ///
     /// ```
     /// let builder = serverwatch::ServerWatch::builder().otlp_timeout(std::time::Duration::from_secs(2));
