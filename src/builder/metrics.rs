@@ -3,7 +3,6 @@
 use super::Builder;
 use crate::sources::facade::FacadeSettings;
 
-#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 impl Builder {
     /// The classic bucket bounds of the `metrics`-facade histogram `name`
     /// (as given to `histogram!`), in its unit once converted (seconds for

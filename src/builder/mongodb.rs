@@ -3,7 +3,6 @@
 use super::Builder;
 use crate::sources::mongo::MongoSettings;
 
-#[cfg_attr(docsrs, doc(cfg(feature = "mongodb")))]
 impl Builder {
     fn mongo(&mut self) -> &mut MongoSettings {
         self.parts.get_mut::<MongoSettings>()

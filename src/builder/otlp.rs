@@ -6,7 +6,6 @@ use crate::exporters::otlp::{
     OtlpCompression, OtlpPart, OtlpProtocol, OtlpSettings, OtlpTemporality,
 };
 
-#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 impl Builder {
     fn otlp(&mut self) -> &mut OtlpSettings {
         &mut self.parts.get_mut::<OtlpPart>().settings
