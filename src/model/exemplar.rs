@@ -35,18 +35,6 @@ pub enum ExemplarFilter {
     TraceBased,
 }
 
-impl ExemplarFilter {
-    /// Whether an observation made in a span context, `sampled` or not, may
-    /// be an exemplar.
-    pub(crate) fn admits(self, sampled: bool) -> bool {
-        match self {
-            Self::AlwaysOn => true,
-            Self::AlwaysOff => false,
-            Self::TraceBased => sampled,
-        }
-    }
-}
-
 /// The trace and span of an observation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SpanIds {

@@ -18,7 +18,8 @@ pub(super) fn current(filter: ExemplarFilter) -> Option<SpanIds> {
     opentelemetry::Context::map_current(|cx| {
         let span = cx.span();
         let context = span.span_context();
-        (context.is_valid() && filter.admits(context.is_sampled())).then(|| SpanIds {
+        let admitted = filter == ExemplarFilter::AlwaysOn || context.is_sampled();
+        (context.is_valid() && admitted).then(|| SpanIds {
             trace_id: context.trace_id().to_bytes(),
             span_id: context.span_id().to_bytes(),
         })
