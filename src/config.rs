@@ -3,6 +3,7 @@
 //! MongoDB) check theirs beside their code.
 
 use crate::error::BuildError;
+use crate::model::exemplar::ExemplarFilter;
 use crate::model::histogram::Bounds;
 use crate::source::Service;
 use crate::sources::requests::RequestBounds;
@@ -44,6 +45,8 @@ pub(crate) struct Settings {
     pub(crate) disabled_instruments: Vec<String>,
     /// Route templates that are not recorded.
     pub(crate) skip_routes: Vec<String>,
+    /// `None`: `OTEL_METRICS_EXEMPLAR_FILTER` decides.
+    pub(crate) exemplar_filter: Option<ExemplarFilter>,
 }
 
 impl Default for Settings {
@@ -62,6 +65,7 @@ impl Default for Settings {
             response_body_size_buckets: None,
             disabled_instruments: Vec::new(),
             skip_routes: Vec::new(),
+            exemplar_filter: None,
         }
     }
 }
@@ -212,6 +216,34 @@ impl Settings {
             bounds,
             skip_routes: self.skip_routes,
         })
+    }
+}
+
+/// The variable that chooses the exemplar filter.
+pub(crate) const EXEMPLAR_FILTER: &str = "OTEL_METRICS_EXEMPLAR_FILTER";
+
+/// The exemplar filter: the builder's, else the variable's (`from_env`,
+/// any case), else `trace_based`, the specification's default.
+pub(crate) fn exemplar_filter(
+    given: Option<ExemplarFilter>,
+    from_env: Option<String>,
+) -> Result<ExemplarFilter, BuildError> {
+    if let Some(filter) = given {
+        return Ok(filter);
+    }
+    let Some(value) = from_env.filter(|v| !v.trim().is_empty()) else {
+        return Ok(ExemplarFilter::default());
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "always_on" => Ok(ExemplarFilter::AlwaysOn),
+        "always_off" => Ok(ExemplarFilter::AlwaysOff),
+        "trace_based" => Ok(ExemplarFilter::TraceBased),
+        _ => Err(BuildError::new(
+            EXEMPLAR_FILTER,
+            format!(
+                "unknown filter {value:?}: use \"always_on\", \"always_off\" or \"trace_based\""
+            ),
+        )),
     }
 }
 

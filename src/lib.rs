@@ -1,4 +1,6 @@
 #![doc = include_str!("docs/crate.md")]
+// docs.rs marks what each feature brings.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
 mod config;
@@ -33,8 +35,8 @@ use crate::part::Handles;
 use crate::record::NestedServices;
 #[doc(inline)]
 pub use crate::record::{
-    AnyBody, AxumBody, RequestBody, RequestMetricsLayer, RequestMetricsService, ResponseBody,
-    ResponseFuture,
+    AnyBody, AxumBody, ExemplarFilter, RequestBody, RequestMetricsLayer, RequestMetricsService,
+    ResponseBody, ResponseFuture,
 };
 #[doc(inline)]
 pub use crate::sources::checks::CheckOptions;

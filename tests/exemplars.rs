@@ -12,7 +12,7 @@ mod support;
 
 use support::rotel;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -23,7 +23,7 @@ use axum::routing::get;
 use opentelemetry::trace::{
     FutureExt as _, SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
 };
-use serverwatch::ServerWatch;
+use serverwatch::{ExemplarFilter, ServerWatch};
 use support::exposition::{Sample, parse_samples};
 use support::prometheus::{
     PROTOBUF_ACCEPT, Prometheus, decode_protobuf, parse_openmetrics_strict, promtool_check_metrics,
@@ -286,4 +286,125 @@ async fn a_tracing_span_leaves_its_trace_on_the_bucket_and_over_otlp() {
     }
     watch.shutdown().await;
     let _ = provider.shutdown();
+}
+
+/// Per route, the trace ids of the exemplars of its duration buckets: from
+/// OpenMetrics, from the protobuf format (classic buckets and native
+/// exemplars), and from an OTLP batch; a route without one is left out.
+type ByRoute = BTreeMap<String, BTreeSet<String>>;
+
+async fn exemplars_on_metrics(app: &TestApp) -> [ByRoute; 2] {
+    let mut text = ByRoute::new();
+    for sample in parse_samples(&app.openmetrics().await) {
+        let trace = sample
+            .exemplar
+            .as_ref()
+            .and_then(|e| e.labels.get("trace_id"));
+        if let (Some(route), Some(trace)) = (sample.label("http_route"), trace) {
+            text.entry(route.to_owned())
+                .or_default()
+                .insert(trace.clone());
+        }
+    }
+    let mut protobuf = ByRoute::new();
+    let families = decode_protobuf(&app.metrics_as(PROTOBUF_ACCEPT).await);
+    for family in &families {
+        for metric in &family.metric {
+            let route = metric.label.iter().find(|l| l.name == "http_route");
+            let Some(h) = metric.histogram.as_ref() else {
+                continue;
+            };
+            let exemplars = h.bucket.iter().filter_map(|b| b.exemplar.as_ref());
+            for exemplar in exemplars.chain(&h.exemplars) {
+                let trace = exemplar.label.iter().find(|l| l.name == "trace_id");
+                if let (Some(route), Some(trace)) = (route, trace) {
+                    let traces = protobuf.entry(route.value.clone()).or_default();
+                    traces.insert(trace.value.clone());
+                }
+            }
+        }
+    }
+    [text, protobuf]
+}
+
+fn exemplars_over_otlp(batch: &rotel::Batch) -> ByRoute {
+    let mut by_route = ByRoute::new();
+    for metric in &batch.metrics {
+        for point in metric
+            .points
+            .iter()
+            .filter(|p| !p.exemplar_trace_ids.is_empty())
+        {
+            let Some(rotel::AttrValue::Str(route)) = point.attr("http.route") else {
+                panic!("an exemplar on a point without a route: {point:?}");
+            };
+            let traces = by_route.entry(route.clone()).or_default();
+            traces.extend(point.exemplar_trace_ids.iter().cloned());
+        }
+    }
+    by_route
+}
+
+/// A request in a sampled span (`/traced`) and one in a span that is not
+/// sampled (`/untraced`), and which of them leave an exemplar under
+/// `filter`, on `/metrics` and over OTLP alike.
+async fn leave_exemplars_under(filter: ExemplarFilter) {
+    let rotel = Rotel::start().await;
+    let watch = ServerWatch::builder()
+        .exemplar_filter(filter)
+        .otlp_endpoint(rotel.http_endpoint())
+        .otlp_export_interval(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let app = watch
+        .instrument(routes())
+        .layer(middleware::from_fn(in_remote_context));
+    let app = TestApp::serve(app).await;
+    let [sampled, unsampled] = trace_ids(2)[..] else {
+        unreachable!()
+    };
+    send(&app, "/traced", Some(traceparent(sampled, 1))).await;
+    let not_sampled = format!("00-{unsampled:032x}-{:016x}-00", 2);
+    send(&app, "/untraced", Some(not_sampled)).await;
+
+    let ids = |trace: u128| BTreeSet::from([format!("{trace:032x}")]);
+    let wanted: ByRoute = match filter {
+        ExemplarFilter::AlwaysOff => ByRoute::new(),
+        ExemplarFilter::TraceBased => ByRoute::from([("/traced".into(), ids(sampled))]),
+        ExemplarFilter::AlwaysOn => ByRoute::from([
+            ("/traced".into(), ids(sampled)),
+            ("/untraced".into(), ids(unsampled)),
+        ]),
+    };
+    for (format, found) in ["OpenMetrics", "protobuf"]
+        .iter()
+        .zip(exemplars_on_metrics(&app).await)
+    {
+        assert_eq!(found, wanted, "{format}");
+    }
+    let batch = rotel
+        .wait_for_batch("both requests", Duration::from_secs(20), |b| {
+            match b.total_count("http.server.request.duration") {
+                2 => Ok(()),
+                n => Err(format!("{n} of 2 requests")),
+            }
+        })
+        .await;
+    assert_eq!(exemplars_over_otlp(&batch), wanted, "OTLP");
+    watch.shutdown().await;
+}
+
+#[tokio::test]
+async fn always_off_leaves_no_exemplar_anywhere() {
+    leave_exemplars_under(ExemplarFilter::AlwaysOff).await;
+}
+
+#[tokio::test]
+async fn trace_based_takes_only_the_sampled_spans() {
+    leave_exemplars_under(ExemplarFilter::TraceBased).await;
+}
+
+#[tokio::test]
+async fn always_on_takes_spans_that_are_not_sampled_too() {
+    leave_exemplars_under(ExemplarFilter::AlwaysOn).await;
 }

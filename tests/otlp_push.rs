@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serverwatch::{Builder, OtlpCompression, OtlpProtocol, OtlpTemporality, ServerWatch};
-#[cfg(feature = "otlp-zstd")]
 use support::collector::Relay;
 use support::otlp::{DEADLINE, DURATION, has_requests, over_protocols, send_items};
 use support::rotel::{self, AttrValue, Batch, DataPoint, Rotel};
@@ -321,6 +320,47 @@ async fn zstd_over(protocol: OtlpProtocol) {
 over_protocols! {
     #[cfg(feature = "otlp-zstd")]
     zstd_over => [http_protobuf, grpc];
+}
+
+/// Every export names its sender as the OTLP specification recommends:
+/// `serverwatch/<version> (OTLP exporter; Rust)`, first of the header (gRPC
+/// adds tonic's own after it).
+async fn user_agent_names_serverwatch(protocol: OtlpProtocol) {
+    let rotel = Rotel::start().await;
+    let relay = Relay::in_front_of(&rotel, protocol, 0, Duration::ZERO).await;
+    let watch = builder_for(&rotel, protocol, INTERVAL)
+        .otlp_endpoint(relay.endpoint())
+        .build()
+        .unwrap();
+    let app = serve_sample(&watch).await;
+    send_items(&app, 2).await;
+    rotel
+        .wait_for_batch("the requests, through the relay", DEADLINE, has_requests(2))
+        .await;
+    watch.shutdown().await;
+
+    let wanted = format!(
+        "serverwatch/{} (OTLP exporter; Rust)",
+        env!("CARGO_PKG_VERSION")
+    );
+    let agents = relay.arrivals.user_agents();
+    assert!(!agents.is_empty());
+    for agent in &agents {
+        let agent = agent.as_deref().unwrap_or_default();
+        match protocol {
+            OtlpProtocol::Grpc => {
+                let rest = agent.strip_prefix(wanted.as_str());
+                assert!(rest.is_some_and(|r| r.starts_with(" tonic/")), "{agents:?}");
+            }
+            OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => {
+                assert_eq!(agent, wanted, "{agents:?}")
+            }
+        }
+    }
+}
+
+over_protocols! {
+    user_agent_names_serverwatch => [http_protobuf, grpc, http_json];
 }
 
 // ---------------------------------------------------------------------------

@@ -283,6 +283,24 @@ impl Builder {
         self
     }
 
+    /// Which requests leave an exemplar on their duration bucket, on
+    /// `/metrics` and over OTLP, overriding `OTEL_METRICS_EXEMPLAR_FILTER`
+    /// (`always_on`, `always_off` or `trace_based`; a bad value fails
+    /// `build()` with an error that names the variable). Default
+    /// `trace_based`: those handled inside a sampled span. Exemplars need
+    /// the `exemplars` feature.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder()
+    ///     .exemplar_filter(serverwatch::ExemplarFilter::AlwaysOn)
+    ///     .build()?;
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn exemplar_filter(mut self, filter: crate::ExemplarFilter) -> Self {
+        self.settings.exemplar_filter = Some(filter);
+        self
+    }
+
     /// Adds a health check of a dependency: `check` resolves to `Ok` (of
     /// anything) when it answers, to `Err` with the reason when not. It is
     /// critical, bounded by 1 s and its result reused for 5 s (see
@@ -420,6 +438,10 @@ impl Builder {
 
     /// [`Builder::build`], reading the environment through `env`.
     fn build_with_env(mut self, env: Env<'_>) -> Result<ServerWatch, BuildError> {
+        let exemplar_filter = crate::config::exemplar_filter(
+            self.settings.exemplar_filter,
+            env(crate::config::EXEMPLAR_FILTER),
+        )?;
         let mut name_from_env = env("OTEL_SERVICE_NAME").filter(|s| !s.trim().is_empty());
         for part in self.parts.iter_mut() {
             let named = part.read_env(env)?;
@@ -462,7 +484,8 @@ impl Builder {
                 config.bounds,
                 config.panic_messages,
             )
-            .skipping(config.skip_routes),
+            .skipping(config.skip_routes)
+            .with_exemplar_filter(exemplar_filter),
         );
         let mut assembly = Assembly {
             max_series: config.max_series,
@@ -530,6 +553,35 @@ mod tests {
             assert_eq!(err.setting(), setting);
             assert!(err.to_string().contains(setting), "{err}");
         }
+    }
+
+    #[test]
+    fn the_exemplar_filter_comes_from_the_environment_unless_set() {
+        use crate::ExemplarFilter::{AlwaysOff, AlwaysOn, TraceBased};
+        let filter = |builder: Builder, value: Option<&'static str>| {
+            let env = move |name: &str| {
+                (name == "OTEL_METRICS_EXEMPLAR_FILTER")
+                    .then(|| value.map(str::to_owned))
+                    .flatten()
+            };
+            builder
+                .build_with_env(&env)
+                .map(|watch| watch.requests().exemplar_filter())
+        };
+        let builder = ServerWatch::builder;
+        assert_eq!(filter(builder(), None).unwrap(), TraceBased);
+        assert_eq!(filter(builder(), Some(" ")).unwrap(), TraceBased);
+        assert_eq!(filter(builder(), Some("always_on")).unwrap(), AlwaysOn);
+        assert_eq!(filter(builder(), Some("Always_Off")).unwrap(), AlwaysOff);
+        assert_eq!(filter(builder(), Some("trace_based")).unwrap(), TraceBased);
+        let mine = builder().exemplar_filter(AlwaysOff);
+        assert_eq!(filter(mine, Some("always_on")).unwrap(), AlwaysOff);
+        let err = filter(builder(), Some("sometimes")).unwrap_err();
+        assert_eq!(err.setting(), "OTEL_METRICS_EXEMPLAR_FILTER");
+        assert!(
+            err.to_string().contains("OTEL_METRICS_EXEMPLAR_FILTER"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -13,8 +13,12 @@ impl Builder {
 
     /// Pushes every metric over OTLP to this collector endpoint, overriding
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`. For HTTP a base URL gets `/v1/metrics`
-    /// appended. OTLP is on when an endpoint is set here or in the
+    /// appended. For gRPC, one without a scheme (`collector:4317`) is
+    /// `https://`, or `http://` when `OTEL_EXPORTER_OTLP_INSECURE` is
+    /// `true`. OTLP is on when an endpoint is set here or in the
     /// environment, unless `OTEL_METRICS_EXPORTER` names another exporter.
+    /// Every export says `User-Agent: serverwatch/<version> (OTLP exporter;
+    /// Rust)`.
     ///
     /// ```
     /// let builder = serverwatch::ServerWatch::builder().otlp_endpoint("http://127.0.0.1:4318");
@@ -49,10 +53,11 @@ impl Builder {
     }
 
     /// How long one export request may take, overriding
-    /// `OTEL_EXPORTER_OTLP_TIMEOUT`; also the most [`ServerWatch::shutdown`]
-    /// waits. Default 10 s. An export and its retries together take at
-    /// most `OTEL_METRIC_EXPORT_TIMEOUT` (default 30 s) and never run into
-    /// the next export.
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT`; also the most
+    /// [`ServerWatch::shutdown`](crate::ServerWatch::shutdown) waits.
+    /// Default 10 s. An export and its retries together take at most
+    /// `OTEL_METRIC_EXPORT_TIMEOUT` (default 30 s) and never run into the
+    /// next export.
     ///
     /// ```
     /// let builder = serverwatch::ServerWatch::builder().otlp_timeout(std::time::Duration::from_secs(2));

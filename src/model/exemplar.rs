@@ -12,6 +12,29 @@ use std::sync::atomic::{AtomicU64, Ordering, fence};
 
 use once_cell::race::OnceBox;
 
+/// Which requests may leave an exemplar (`OTEL_METRICS_EXEMPLAR_FILTER`), on
+/// `/metrics` and over OTLP alike. Exemplars need serverwatch's `exemplars`
+/// feature; without it there are none, whatever the filter.
+///
+/// ```
+/// let watch = serverwatch::ServerWatch::builder()
+///     .exemplar_filter(serverwatch::ExemplarFilter::AlwaysOff)
+///     .build()?;
+/// # Ok::<(), serverwatch::BuildError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExemplarFilter {
+    /// A request handled inside any span, sampled or not (`always_on`).
+    /// One handled outside every span has no trace to lead to, and leaves
+    /// none.
+    AlwaysOn,
+    /// None at all (`always_off`).
+    AlwaysOff,
+    /// A request handled inside a sampled span (`trace_based`, the default).
+    #[default]
+    TraceBased,
+}
+
 /// The trace and span of an observation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SpanIds {

@@ -87,13 +87,14 @@ impl InFlight {
         if !skipped {
             store.start(method);
         }
+        let span = super::span::current(store.exemplar_filter());
         Self {
             store,
             method,
             route,
             request_bytes,
             start: Instant::now(),
-            span: super::span::current(),
+            span,
             recorded: false,
             claim,
             taken: skipped,

@@ -15,6 +15,7 @@ mod layer;
 mod nested;
 mod span;
 
+pub use crate::model::exemplar::ExemplarFilter;
 pub use body::{RequestBody, ResponseBody};
 pub(crate) use claim::Claims;
 pub use future::ResponseFuture;

@@ -3,18 +3,23 @@
 //! span is seen there too, through `tracing-opentelemetry`, which makes a
 //! span's context current while the span is entered (its default).
 
-use crate::model::exemplar::SpanIds;
+use crate::model::exemplar::{ExemplarFilter, SpanIds};
 
-/// The trace and span of the current context, if it holds a sampled span.
+/// The trace and span of the current context, if it holds a span that
+/// `filter` admits.
 #[cfg(feature = "exemplars")]
-pub(super) fn current() -> Option<SpanIds> {
+pub(super) fn current(filter: ExemplarFilter) -> Option<SpanIds> {
     use opentelemetry::trace::TraceContextExt;
 
+    if filter == ExemplarFilter::AlwaysOff {
+        return None;
+    }
     // Read in place: `Context::current()` would clone the context.
     opentelemetry::Context::map_current(|cx| {
         let span = cx.span();
         let context = span.span_context();
-        (context.is_valid() && context.is_sampled()).then(|| SpanIds {
+        let admitted = filter == ExemplarFilter::AlwaysOn || context.is_sampled();
+        (context.is_valid() && admitted).then(|| SpanIds {
             trace_id: context.trace_id().to_bytes(),
             span_id: context.span_id().to_bytes(),
         })
@@ -23,6 +28,6 @@ pub(super) fn current() -> Option<SpanIds> {
 
 /// Without the `exemplars` feature, no trace is read.
 #[cfg(not(feature = "exemplars"))]
-pub(super) fn current() -> Option<SpanIds> {
+pub(super) fn current(_: ExemplarFilter) -> Option<SpanIds> {
     None
 }

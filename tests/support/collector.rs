@@ -102,27 +102,42 @@ impl Silent {
 // ---------------------------------------------------------------------------
 // Collectors that refuse, then pass on
 
-/// When a request arrived, and how it was compressed.
-type Arrival = (Instant, Option<String>);
+/// When a request arrived, how it was compressed, and who sent it.
+struct Arrival {
+    time: Instant,
+    encoding: Option<String>,
+    user_agent: Option<String>,
+}
 
-/// When each request arrived, and how it was compressed.
+/// When each request arrived, how it was compressed, and who sent it.
 #[derive(Clone, Default)]
 pub struct Arrivals(Arc<Mutex<Vec<Arrival>>>);
 
 impl Arrivals {
-    fn record(&self, encoding: Option<&str>) -> usize {
+    fn record(&self, encoding: Option<&str>, user_agent: Option<&str>) -> usize {
         let mut arrivals = self.0.lock().unwrap();
-        arrivals.push((Instant::now(), encoding.map(str::to_owned)));
+        arrivals.push(Arrival {
+            time: Instant::now(),
+            encoding: encoding.map(str::to_owned),
+            user_agent: user_agent.map(str::to_owned),
+        });
         arrivals.len()
     }
 
     pub fn times(&self) -> Vec<Instant> {
-        self.0.lock().unwrap().iter().map(|a| a.0).collect()
+        self.0.lock().unwrap().iter().map(|a| a.time).collect()
     }
 
     /// The `Content-Encoding` (HTTP) or `grpc-encoding` of each request.
     pub fn encodings(&self) -> Vec<Option<String>> {
-        self.0.lock().unwrap().iter().map(|a| a.1.clone()).collect()
+        let arrivals = self.0.lock().unwrap();
+        arrivals.iter().map(|a| a.encoding.clone()).collect()
+    }
+
+    /// The `User-Agent` of each request.
+    pub fn user_agents(&self) -> Vec<Option<String>> {
+        let arrivals = self.0.lock().unwrap();
+        arrivals.iter().map(|a| a.user_agent.clone()).collect()
     }
 }
 
@@ -150,11 +165,9 @@ impl Relay {
                     hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                         let (seen, client, rotel) = (seen.clone(), client.clone(), rotel.clone());
                         async move {
-                            let encoding = request
-                                .headers()
-                                .get("content-encoding")
-                                .and_then(|v| v.to_str().ok());
-                            let n = seen.record(encoding);
+                            let header =
+                                |name| request.headers().get(name).and_then(|v| v.to_str().ok());
+                            let n = seen.record(header("content-encoding"), header("user-agent"));
                             let response = if n <= refusals {
                                 hyper::Response::builder()
                                     .status(503)
@@ -278,11 +291,11 @@ impl MetricsService for RelayGrpc {
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
         use tonic_types::{ErrorDetails, StatusExt};
-        let encoding = request
-            .metadata()
-            .get("grpc-encoding")
-            .and_then(|v| v.to_str().ok());
-        if self.arrivals.record(encoding) <= self.refusals {
+        let metadata = |name| request.metadata().get(name).and_then(|v| v.to_str().ok());
+        let arrived = self
+            .arrivals
+            .record(metadata("grpc-encoding"), metadata("user-agent"));
+        if arrived <= self.refusals {
             return Err(tonic::Status::with_error_details(
                 tonic::Code::Unavailable,
                 "busy",

@@ -196,6 +196,8 @@ const CLIENT_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE";
 const METRICS_CLIENT_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE";
 const CLIENT_KEY: &str = "OTEL_EXPORTER_OTLP_CLIENT_KEY";
 const METRICS_CLIENT_KEY: &str = "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY";
+const INSECURE: &str = "OTEL_EXPORTER_OTLP_INSECURE";
+const METRICS_INSECURE: &str = "OTEL_EXPORTER_OTLP_METRICS_INSECURE";
 const TEMPORALITY: &str = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE";
 const INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
 const EXPORT_TIMEOUT: &str = "OTEL_METRIC_EXPORT_TIMEOUT";
@@ -245,15 +247,17 @@ impl OtlpSettings {
                 Some((name, value)) => parse_protocol(name, &value)?,
             },
         };
-        let endpoint = if let Some(url) = &self.endpoint {
-            endpoint_url("otlp_endpoint", url, protocol, true)?
+        let (setting, url, append_path) = if let Some(url) = &self.endpoint {
+            ("otlp_endpoint", url.clone(), true)
         } else if let Some(url) = var(METRICS_ENDPOINT) {
-            endpoint_url(METRICS_ENDPOINT, &url, protocol, false)?
+            (METRICS_ENDPOINT, url, false)
         } else if let Some(url) = var(ENDPOINT) {
-            endpoint_url(ENDPOINT, &url, protocol, true)?
+            (ENDPOINT, url, true)
         } else {
             return Ok(None);
         };
+        let url = with_grpc_scheme(&var, protocol, url)?;
+        let endpoint = endpoint_url(setting, &url, protocol, append_path)?;
 
         // Generic first, so that the metrics-specific variable and then the
         // builder win for the same header name.
@@ -424,6 +428,25 @@ fn parse_temporality(value: &str) -> Result<OtlpTemporality, BuildError> {
             ),
         )),
     }
+}
+
+/// A gRPC endpoint without a scheme (`collector:4317`) gets `https://`, or
+/// `http://` when `OTEL_EXPORTER_OTLP_INSECURE` is `true`, as the
+/// specification has it; any other URL is left as it is.
+fn with_grpc_scheme(
+    var: &dyn Fn(&str) -> Option<String>,
+    protocol: OtlpProtocol,
+    url: String,
+) -> Result<String, BuildError> {
+    if protocol != OtlpProtocol::Grpc || url.contains("://") {
+        return Ok(url);
+    }
+    let insecure = match first(var, &[METRICS_INSECURE, INSECURE]) {
+        Some((name, value)) => parse_bool(name, &value)?,
+        None => false,
+    };
+    let scheme = if insecure { "http" } else { "https" };
+    Ok(format!("{scheme}://{}", url.trim()))
 }
 
 /// Checks the URL; for HTTP, a base URL (`append_path`) gets `/v1/metrics`.
@@ -710,6 +733,54 @@ mod tests {
     }
 
     #[test]
+    fn a_grpc_endpoint_without_a_scheme_is_secure_unless_insecure_is_true() {
+        let grpc = (PROTOCOL, "grpc");
+        let endpoint = |vars: &[(&str, &str)]| {
+            resolve(&OtlpSettings::default(), vars)
+                .map(|c| c.unwrap().endpoint.to_string())
+                .map_err(|e| e.setting().to_owned())
+        };
+        for (insecure, want) in [
+            (INSECURE, "http://c:4317/"),
+            (METRICS_INSECURE, "http://c:4317/"),
+        ] {
+            let vars = [grpc, (ENDPOINT, "c:4317"), (insecure, "TRUE")];
+            assert_eq!(endpoint(&vars).unwrap(), want);
+        }
+        let vars = [
+            grpc,
+            (METRICS_ENDPOINT, "c:4317"),
+            (METRICS_INSECURE, "false"),
+            (INSECURE, "true"),
+        ];
+        let secure = endpoint(&vars);
+        if cfg!(feature = "otlp-tls") {
+            assert_eq!(
+                secure.unwrap(),
+                "https://c:4317/",
+                "the metrics variable wins"
+            );
+            let vars = [grpc, (ENDPOINT, "c:4317")];
+            assert_eq!(
+                endpoint(&vars).unwrap(),
+                "https://c:4317/",
+                "secure by default"
+            );
+        } else {
+            assert_eq!(
+                secure.unwrap_err(),
+                METRICS_ENDPOINT,
+                "https needs otlp-tls"
+            );
+        }
+        // A scheme says it all; over HTTP, an endpoint needs one.
+        let vars = [grpc, (ENDPOINT, "http://c:4317"), (INSECURE, "false")];
+        assert_eq!(endpoint(&vars).unwrap(), "http://c:4317/");
+        let vars = [(ENDPOINT, "c:4318"), (INSECURE, "true")];
+        assert_eq!(endpoint(&vars).unwrap_err(), ENDPOINT);
+    }
+
+    #[test]
     fn histograms_are_explicit_unless_exponential_ones_are_asked_for() {
         let base = [(ENDPOINT, "http://c:4318")];
         let c = resolve(&OtlpSettings::default(), &base).unwrap().unwrap();
@@ -799,6 +870,18 @@ mod tests {
             (vec![c, (METRICS_COMPRESSION, "gz")], METRICS_COMPRESSION),
             (vec![c, (TEMPORALITY, "deltas")], TEMPORALITY),
             (vec![c, (SDK_DISABLED, "yes")], SDK_DISABLED),
+            (
+                vec![(PROTOCOL, "grpc"), (ENDPOINT, "c:4317"), (INSECURE, "1")],
+                INSECURE,
+            ),
+            (
+                vec![
+                    (PROTOCOL, "grpc"),
+                    (ENDPOINT, "c"),
+                    (METRICS_INSECURE, "no"),
+                ],
+                METRICS_INSECURE,
+            ),
             (vec![c, (CERTIFICATE, "/nonexistent/ca.pem")], CERTIFICATE),
             (
                 vec![c, (METRICS_CERTIFICATE, "/nonexistent/ca.pem")],

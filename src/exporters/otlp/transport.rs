@@ -56,6 +56,14 @@ pub(crate) enum Retry {
     After(Option<Duration>),
 }
 
+/// The exporter's `User-Agent`, in the form the OTLP specification
+/// recommends: the exporter, its version and its language.
+const USER_AGENT: &str = concat!(
+    "serverwatch/",
+    env!("CARGO_PKG_VERSION"),
+    " (OTLP exporter; Rust)"
+);
+
 impl Transport {
     /// Sets up the client; nothing is connected yet (a collector that is
     /// down at start is only noticed by the first export). Must run inside
@@ -64,6 +72,7 @@ impl Transport {
         match config.protocol {
             OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => {
                 let builder = reqwest::Client::builder()
+                    .user_agent(USER_AGENT)
                     .timeout(config.timeout)
                     .connect_timeout(config.timeout);
                 let client = http_tls(builder, config)?
@@ -92,6 +101,8 @@ impl Transport {
             }
             OtlpProtocol::Grpc => {
                 let endpoint = Endpoint::from(config.endpoint.clone())
+                    .user_agent(USER_AGENT)
+                    .map_err(|e| error_chain(&e))?
                     .connect_timeout(config.timeout)
                     .timeout(config.timeout);
                 let channel = grpc_tls(endpoint, config)?.connect_lazy();

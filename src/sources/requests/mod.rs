@@ -20,7 +20,7 @@ pub(crate) use labels::{
     ErrorKind, Method, NO_STATUS, OverflowKey, SeriesKey, UNMATCHED_ROUTE, status_key,
 };
 
-use crate::model::exemplar::SpanIds;
+use crate::model::exemplar::{ExemplarFilter, SpanIds};
 use crate::model::histogram::{AtomicHistogram, Bounds, HistogramSnapshot};
 use crate::model::instruments::{BODY_SIZE_BOUNDS_BYTES, DURATION_BOUNDS_SECONDS};
 
@@ -134,6 +134,8 @@ pub(crate) struct RequestStore {
     panic_messages: bool,
     /// Route templates that are not recorded.
     skipped: Box<[Box<str>]>,
+    /// Which requests may leave an exemplar.
+    exemplar_filter: ExemplarFilter,
 }
 
 impl RequestStore {
@@ -155,7 +157,19 @@ impl RequestStore {
             recent_errors_capacity,
             panic_messages,
             skipped: Box::default(),
+            exemplar_filter: ExemplarFilter::default(),
         }
+    }
+
+    /// The same store, keeping exemplars of the requests `filter` admits.
+    pub(crate) fn with_exemplar_filter(mut self, filter: ExemplarFilter) -> Self {
+        self.exemplar_filter = filter;
+        self
+    }
+
+    /// Which requests may leave an exemplar.
+    pub(crate) fn exemplar_filter(&self) -> ExemplarFilter {
+        self.exemplar_filter
     }
 
     /// The same store, recording nothing of the routes whose templates are
