@@ -44,6 +44,7 @@ pub(crate) struct Settings {
     pub(crate) disabled_instruments: Vec<String>,
     /// Route templates that are not recorded.
     pub(crate) skip_routes: Vec<String>,
+    pub(crate) max_scrapes_in_flight: usize,
 }
 
 impl Default for Settings {
@@ -62,6 +63,7 @@ impl Default for Settings {
             response_body_size_buckets: None,
             disabled_instruments: Vec::new(),
             skip_routes: Vec::new(),
+            max_scrapes_in_flight: 4,
         }
     }
 }
@@ -81,6 +83,7 @@ pub(crate) struct Config {
     /// Names of instruments that exist.
     pub(crate) disabled_instruments: Vec<String>,
     pub(crate) skip_routes: Vec<String>,
+    pub(crate) max_scrapes_in_flight: usize,
 }
 
 impl Settings {
@@ -104,6 +107,12 @@ impl Settings {
                     "must be between 1 and {MAX_SERIES_LIMIT}, got {}",
                     self.max_series
                 ),
+            ));
+        }
+        if self.max_scrapes_in_flight == 0 {
+            return Err(BuildError::new(
+                "max_scrapes_in_flight",
+                "must be at least 1, or no scrape would be served",
             ));
         }
         if self.recent_errors > RECENT_ERRORS_LIMIT {
@@ -211,6 +220,7 @@ impl Settings {
             metric_prefix: self.metric_prefix,
             bounds,
             skip_routes: self.skip_routes,
+            max_scrapes_in_flight: self.max_scrapes_in_flight,
         })
     }
 }
