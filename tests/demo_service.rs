@@ -193,8 +193,7 @@ async fn every_query_of_the_shipped_board_has_data_on_the_demo() {
     let mut server = Server::new(demo);
     server.launch(1).await;
     let target = format!("127.0.0.1:{}", server.ports()[0]);
-    let prom =
-        Prometheus::start_with_config(|_| board::config_with_rules("demo", &target)).await;
+    let prom = Prometheus::start_with_config(|_| board::config_with_rules("demo", &target)).await;
     wait_for(
         "every board query to have data on the demo",
         Duration::from_secs(60),
@@ -203,7 +202,11 @@ async fn every_query_of_the_shipped_board_has_data_on_the_demo() {
             if empty.is_empty() {
                 Ok(())
             } else {
-                Err(format!("{} without data:\n  {}", empty.len(), empty.join("\n  ")))
+                Err(format!(
+                    "{} without data:\n  {}",
+                    empty.len(),
+                    empty.join("\n  ")
+                ))
             }
         },
     )

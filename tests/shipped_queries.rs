@@ -546,7 +546,11 @@ async fn every_shipped_query_returns_series(form: Form) {
         let mut empty = Vec::new();
         for (instance, which) in &selections {
             let missing = board::queries_without_data(&prom, JOB, instance).await;
-            empty.extend(missing.into_iter().map(|q| format!("{q} (instance {which})")));
+            empty.extend(
+                missing
+                    .into_iter()
+                    .map(|q| format!("{q} (instance {which})")),
+            );
         }
         for rule in &all_rules {
             let other_form = ONE_FORM_ONLY

@@ -125,7 +125,12 @@ fn refused(reason: &str, retry: bool) -> Response {
 /// `response` with its body holding the permit: a streamed body is still
 /// a scrape in flight until it is sent.
 fn held(response: Response, permit: OwnedSemaphorePermit) -> Response {
-    response.map(|body| Body::new(Held { body, _permit: permit }))
+    response.map(|body| {
+        Body::new(Held {
+            body,
+            _permit: permit,
+        })
+    })
 }
 
 struct Held {
@@ -227,7 +232,10 @@ mod tests {
             .as_ref()
             .is_none_or(|r| Arc::strong_count(r) < 4)
         {
-            assert!(std::time::Instant::now() < deadline, "the scrapes never met");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the scrapes never met"
+            );
             tokio::task::yield_now().await;
         }
         let_go.send(()).unwrap();
@@ -238,6 +246,10 @@ mod tests {
         assert_eq!(slow.readings.load(Ordering::SeqCst), 1);
         drop(let_go);
         limits.read(&sources).await;
-        assert_eq!(slow.readings.load(Ordering::SeqCst), 2, "a later scrape reads anew");
+        assert_eq!(
+            slow.readings.load(Ordering::SeqCst),
+            2,
+            "a later scrape reads anew"
+        );
     }
 }
