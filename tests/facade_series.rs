@@ -139,6 +139,7 @@ async fn churning_label_sets_stop_piling_up_once_idle_ones_expire() {
     // At most the label sets of the last idle + 2 reading intervals (7
     // rounds), whatever the time the test ran.
     let most = *expiring[10..].iter().max().unwrap();
+    eprintln!("series per scrape, without a timeout {kept:?}, with {idle:?} {expiring:?}");
     assert!(most <= 7 * 20, "{most} series: {expiring:?}");
     assert!(expiring.last().unwrap() >= &20, "{expiring:?}");
 }
