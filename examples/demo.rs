@@ -19,16 +19,20 @@
 //!   durations then carry exemplars, the trace id of a request in each
 //!   bucket.
 //!
-//! With `MONGODB_URI` set, `/items/{id}` stores and reads its items in
-//! MongoDB (database `serverwatch_demo`), so the database metrics move and
-//! `/health` probes the server.
+//! The items served are kept in memory, an item store whose health check
+//! (`item_store`) shows in `/health` and as `serverwatch_health_check_up`.
+//! With `MONGODB_URI` set, `/items/{id}` also stores and reads its items in
+//! MongoDB (database `serverwatch_demo`), and `/fail` sends it a query it
+//! rejects, so the database metrics move and `/health` probes the server.
 //!
 //! With `OTEL_EXPORTER_OTLP_ENDPOINT` set (and the other standard `OTEL_*`
 //! variables, if you like) it also pushes its metrics over OTLP, and sends a
 //! last export when stopped with Ctrl-C or SIGTERM. It is named
 //! `serverwatch-demo` unless `OTEL_SERVICE_NAME` names it otherwise.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -86,17 +90,33 @@ fn parse_addr(flag: &str, value: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("{flag} {value:?}: {e} (expected HOST:PORT, like 127.0.0.1:3000)"))
 }
 
-/// Where items live: in MongoDB when `MONGODB_URI` is set, else made up.
+/// Where items live in MongoDB, when `MONGODB_URI` is set.
 type Items = Option<mongodb::Collection<mongodb::bson::Document>>;
 
+/// The items served so far, by id, kept in memory.
+#[derive(Debug, Clone, Default)]
+struct ItemStore(Arc<RwLock<HashMap<u64, String>>>);
+
+impl ItemStore {
+    /// Its health check: it answers while its lock is usable (a writer
+    /// that panicked poisons it), with how many items it holds.
+    async fn check(&self) -> Result<usize, String> {
+        match self.0.read() {
+            Ok(items) => Ok(items.len()),
+            Err(_) => Err("the item store's lock is poisoned".to_owned()),
+        }
+    }
+}
+
 /// The sample API.
-fn app(items: Items) -> Router {
+fn app(store: ItemStore, items: Items) -> Router {
+    let for_fail = items.clone();
     Router::new()
-        .route("/items/{id}", get(move |path| item(path, items.clone())))
         .route(
-            "/fail",
-            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "failed on purpose") }),
+            "/items/{id}",
+            get(move |path| item(path, store.clone(), items.clone())),
         )
+        .route("/fail", get(move || fail(for_fail.clone())))
         .route("/panic", get(panics))
         .route(
             "/slow",
@@ -107,11 +127,14 @@ fn app(items: Items) -> Router {
         )
 }
 
-async fn item(Path(id): Path<u64>, items: Items) -> Result<String, StatusCode> {
+async fn item(Path(id): Path<u64>, store: ItemStore, items: Items) -> Result<String, StatusCode> {
     if id == 0 {
         return Err(StatusCode::NOT_FOUND);
     }
     let name = format!("item {id}");
+    if let Ok(mut kept) = store.0.write() {
+        kept.entry(id).or_insert_with(|| name.clone());
+    }
     if let Some(items) = items {
         let key = mongodb::bson::doc! {"_id": id as i64};
         let found = items.find_one(key.clone()).await.map_err(|e| {
@@ -128,6 +151,18 @@ async fn item(Path(id): Path<u64>, items: Items) -> Result<String, StatusCode> {
         }
     }
     Ok(format!("{{\"id\":{id},\"name\":\"{name}\"}}"))
+}
+
+/// Fails on purpose; with MongoDB, through a query the server rejects (an
+/// operator it does not know).
+async fn fail(items: Items) -> (StatusCode, &'static str) {
+    if let Some(items) = items {
+        let bad = mongodb::bson::doc! {"name": {"$noSuchOperator": 1}};
+        if let Err(e) = items.find_one(bad).await {
+            tracing::debug!("the failing query failed, as meant: {e}");
+        }
+    }
+    (StatusCode::INTERNAL_SERVER_ERROR, "failed on purpose")
 }
 
 async fn panics() -> &'static str {
@@ -228,7 +263,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The /panic route panics on purpose: one log line each, not a backtrace.
     std::panic::set_hook(Box::new(|info| tracing::warn!("{info}")));
 
-    let mut builder = ServerWatch::builder().service_version(env!("CARGO_PKG_VERSION"));
+    let store = ItemStore::default();
+    let checked = store.clone();
+    let mut builder = ServerWatch::builder()
+        .service_version(env!("CARGO_PKG_VERSION"))
+        .health_check("item_store", move || {
+            let store = checked.clone();
+            async move { store.check().await }
+        });
     // A name set in code wins over OTEL_SERVICE_NAME: set one only when the
     // environment does not name the service.
     if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
@@ -255,7 +297,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = match args.ops_listen {
         None => {
             tracing::info!("dashboard on http://{addr}/dashboard (also /health and /metrics)");
-            watch.instrument(app(items))
+            watch.instrument(app(store, items))
         }
         Some(ops_addr) => {
             let ops = TcpListener::bind(ops_addr).await?;
@@ -265,7 +307,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
             let router = watch.router();
             tokio::spawn(async move { axum::serve(ops, router).await });
-            app(items).layer(watch.layer())
+            app(store, items).layer(watch.layer())
         }
     };
     let app = if args.traces {

@@ -47,6 +47,7 @@ pub(crate) struct Settings {
     pub(crate) skip_routes: Vec<String>,
     /// `None`: `OTEL_METRICS_EXEMPLAR_FILTER` decides.
     pub(crate) exemplar_filter: Option<ExemplarFilter>,
+    pub(crate) max_scrapes_in_flight: usize,
 }
 
 impl Default for Settings {
@@ -66,6 +67,7 @@ impl Default for Settings {
             disabled_instruments: Vec::new(),
             skip_routes: Vec::new(),
             exemplar_filter: None,
+            max_scrapes_in_flight: 4,
         }
     }
 }
@@ -85,6 +87,7 @@ pub(crate) struct Config {
     /// Names of instruments that exist.
     pub(crate) disabled_instruments: Vec<String>,
     pub(crate) skip_routes: Vec<String>,
+    pub(crate) max_scrapes_in_flight: usize,
 }
 
 impl Settings {
@@ -108,6 +111,12 @@ impl Settings {
                     "must be between 1 and {MAX_SERIES_LIMIT}, got {}",
                     self.max_series
                 ),
+            ));
+        }
+        if self.max_scrapes_in_flight == 0 {
+            return Err(BuildError::new(
+                "max_scrapes_in_flight",
+                "must be at least 1, or no scrape would be served",
             ));
         }
         if self.recent_errors > RECENT_ERRORS_LIMIT {
@@ -215,6 +224,7 @@ impl Settings {
             metric_prefix: self.metric_prefix,
             bounds,
             skip_routes: self.skip_routes,
+            max_scrapes_in_flight: self.max_scrapes_in_flight,
         })
     }
 }

@@ -42,7 +42,7 @@ pub use crate::record::{
 pub use crate::sources::checks::CheckOptions;
 #[cfg(feature = "metrics")]
 #[doc(inline)]
-pub use crate::sources::facade::MetricsRecorder;
+pub use crate::sources::facade::{MetricMatcher, MetricsRecorder};
 use crate::sources::requests::RequestStore;
 
 /// A handle on one service's observability. Cheap to clone: every clone

@@ -8,8 +8,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use support::board;
 use support::exposition::samples_named;
 use support::launcher::{Run, Server, ServerKind};
+use support::mongo::Nx;
+use support::prometheus::{Prometheus, wait_for};
 use support::rotel::Rotel;
 
 /// The demo binary that `cargo test` builds beside the test binaries, with
@@ -179,4 +182,33 @@ async fn the_demo_with_traces_links_its_exemplars_to_its_spans() {
     })
     .await
     .unwrap_or_else(|e| panic!("the exemplars' traces never reached rotel: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_query_of_the_shipped_board_has_data_on_the_demo() {
+    let nx = Nx::start().await;
+    let mut demo = Demo::new(None);
+    demo.args.push("--traffic");
+    demo.env.push(("MONGODB_URI", nx.uri()));
+    let mut server = Server::new(demo);
+    server.launch(1).await;
+    let target = format!("127.0.0.1:{}", server.ports()[0]);
+    let prom = Prometheus::start_with_config(|_| board::config_with_rules("demo", &target)).await;
+    wait_for(
+        "every board query to have data on the demo",
+        Duration::from_secs(60),
+        || async {
+            let empty = board::queries_without_data(&prom, "demo", ".*").await;
+            if empty.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} without data:\n  {}",
+                    empty.len(),
+                    empty.join("\n  ")
+                ))
+            }
+        },
+    )
+    .await;
 }

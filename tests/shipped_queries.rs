@@ -26,7 +26,6 @@ use support::mongo;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -38,6 +37,7 @@ use axum::routing::get;
 use mongodb::bson::{Document, doc};
 use serde_json::Value;
 use serverwatch::ServerWatch;
+use support::board::{self, board, board_queries, panels, rule_files};
 use support::prometheus::{Prometheus, wait_for};
 
 /// The scrape job of the test: anything but the board's default, so that
@@ -48,61 +48,8 @@ const JOB: &str = "shipped-queries";
 /// appear once Prometheus scrapes.
 const SERIES_DEADLINE: Duration = Duration::from_secs(40);
 
-/// What `$__rate_interval`, `$__interval` and `$__range` become.
-const RATE_INTERVAL: &str = "1m";
-const INTERVAL: &str = "15s";
-const RANGE: &str = "5m";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn board() -> Value {
-    let path = repo().join("grafana/serverwatch.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
-}
-
 // ---------------------------------------------------------------------------
 // What the board and the rules contain
-
-/// Every panel, the rows' nested panels included.
-fn panels(board: &Value) -> Vec<&Value> {
-    let mut all = Vec::new();
-    for p in board["panels"].as_array().expect("panels") {
-        all.push(p);
-        if let Some(nested) = p["panels"].as_array() {
-            all.extend(nested);
-        }
-    }
-    all
-}
-
-/// One PromQL expression of the board: where it comes from, and the text.
-#[derive(Debug, Clone)]
-struct BoardQuery {
-    panel: String,
-    ref_id: String,
-    expr: String,
-}
-
-fn board_queries(board: &Value) -> Vec<BoardQuery> {
-    let mut queries = Vec::new();
-    for p in panels(board) {
-        if p["type"] == "row" {
-            continue;
-        }
-        for t in p["targets"].as_array().into_iter().flatten() {
-            queries.push(BoardQuery {
-                panel: p["title"].as_str().unwrap_or("?").to_owned(),
-                ref_id: t["refId"].as_str().unwrap_or("?").to_owned(),
-                expr: t["expr"].as_str().unwrap_or("").to_owned(),
-            });
-        }
-    }
-    queries
-}
 
 /// The query variables: name and query text.
 fn variable_queries(board: &Value) -> Vec<(String, String)> {
@@ -120,18 +67,6 @@ fn variable_queries(board: &Value) -> Vec<(String, String)> {
             (v["name"].as_str().unwrap().to_owned(), query.to_owned())
         })
         .collect()
-}
-
-fn rule_files() -> Vec<PathBuf> {
-    let dir = repo().join("prometheus/rules");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no rule file in {}", dir.display());
-    files
 }
 
 /// A rule: its name (`record` or `alert`), whether it is an alert, and its
@@ -209,25 +144,6 @@ fn split_alert(expr: &str) -> Option<(String, String, f64)> {
         expr[at..at + len].to_owned(),
         threshold,
     ))
-}
-
-/// Grafana's substitution of the board's variables in `expr`.
-fn substitute(expr: &str, instance: &str, route: &str) -> String {
-    let mut out = expr.to_owned();
-    for (name, value) in [
-        ("__rate_interval", RATE_INTERVAL),
-        ("__interval", INTERVAL),
-        ("__range", RANGE),
-        ("DS_PROMETHEUS", "prometheus"),
-        ("instance", instance),
-        ("route", route),
-        ("job", JOB),
-    ] {
-        out = out
-            .replace(&format!("${{{name}}}"), value)
-            .replace(&format!("${name}"), value);
-    }
-    out
 }
 
 /// A `$name` or `${name}` left in `expr` (`${1}` of label_replace is not
@@ -363,7 +279,7 @@ fn the_board_imports_through_the_ui_and_loads_by_provisioning() {
         .map(|v| v["name"].as_str().unwrap().to_owned())
         .collect();
     for q in board_queries(&board) {
-        let substituted = substitute(&q.expr, ".*", ".*");
+        let substituted = board::substitute(&q.expr, JOB, ".*", ".*");
         if let Some(name) = leftover_variable(&substituted) {
             panic!(
                 "{} ({}) uses an unknown variable {name}: {}; defined: {defined:?}",
@@ -573,24 +489,12 @@ async fn every_shipped_query_returns_series(form: Form) {
 
     // Scrapes and rule evaluations every second, the shipped rule files
     // loaded where they are.
-    let files = rule_files();
     let features: &[&str] = match form {
         Form::Classic => &[],
         Form::Native => &["native-histograms"],
     };
     let prom = Prometheus::launch_with(
-        |_dir| {
-            let rule_files: String = files
-                .iter()
-                .map(|f| format!("  - '{}'\n", f.display()))
-                .collect();
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             rule_files:\n{rule_files}\
-             scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n      \
-             - targets: ['{addr}']\n"
-            )
-        },
+        |_dir| board::config_with_rules(JOB, &addr.to_string()),
         features,
     )
     .await;
@@ -641,20 +545,12 @@ async fn every_shipped_query_returns_series(form: Form) {
     let check_all = || async {
         let mut empty = Vec::new();
         for (instance, which) in &selections {
-            for q in &queries {
-                let expr = substitute(&q.expr, instance, ".*");
-                match prom.try_query(&expr).await {
-                    Err(e) => panic!(
-                        "board panel {:?} ({}) does not parse: {e}\n{expr}",
-                        q.panel, q.ref_id
-                    ),
-                    Ok(r) if r.as_array().is_none_or(Vec::is_empty) => empty.push(format!(
-                        "board panel {:?} ({}, instance {which}): {expr}",
-                        q.panel, q.ref_id
-                    )),
-                    Ok(_) => {}
-                }
-            }
+            let missing = board::queries_without_data(&prom, JOB, instance).await;
+            empty.extend(
+                missing
+                    .into_iter()
+                    .map(|q| format!("{q} (instance {which})")),
+            );
         }
         for rule in &all_rules {
             let other_form = ONE_FORM_ONLY
@@ -715,7 +611,7 @@ async fn every_shipped_query_returns_series(form: Form) {
     for (name, query) in variable_queries(&board) {
         let (selector, label) = label_values(&query)
             .unwrap_or_else(|| panic!("variable {name}: not label_values(...): {query}"));
-        let selector = substitute(&selector, ".*", ".*");
+        let selector = board::substitute(&selector, JOB, ".*", ".*");
         let series = prom.series(&selector).await;
         let values: BTreeSet<String> = series
             .iter()
@@ -770,8 +666,9 @@ fn alert_expressions_split_into_signal_and_threshold() {
     assert_eq!(split_alert("rate(x[5m])"), None);
     assert_eq!(split_alert("x > y"), None);
     assert_eq!(
-        substitute(
+        board::substitute(
             "rate(x{job=\"$job\", instance=~\"$instance\"}[$__rate_interval]) ${1}",
+            JOB,
             ".*",
             ".*"
         ),

@@ -400,6 +400,24 @@ impl Builder {
         self
     }
 
+    /// The most scrapes of `/metrics` served at once, as client_golang's
+    /// `MaxRequestsInFlight`: one more is answered 503 with `Retry-After`.
+    /// Scrapes that arrive while a reading is under way share it. A scrape
+    /// that sends `X-Prometheus-Scrape-Timeout-Seconds` (Prometheus does)
+    /// is read and encoded within 90% of that timeout, or answered 503 with
+    /// the reason. Default 4; 0 fails `build()`.
+    ///
+    /// ```
+    /// let watch = serverwatch::ServerWatch::builder().max_scrapes_in_flight(2).build()?;
+    /// let err = serverwatch::ServerWatch::builder().max_scrapes_in_flight(0).build().unwrap_err();
+    /// assert_eq!(err.setting(), "max_scrapes_in_flight");
+    /// # Ok::<(), serverwatch::BuildError>(())
+    /// ```
+    pub fn max_scrapes_in_flight(mut self, max: usize) -> Self {
+        self.settings.max_scrapes_in_flight = max;
+        self
+    }
+
     /// Adds the families of an app's own `prometheus_client` registry to
     /// `/metrics`, after serverwatch's, in every format. They go to
     /// `/metrics` only, never over OTLP (prometheus-client keeps no points
@@ -507,6 +525,7 @@ impl Builder {
             config.bearer_token,
             config.metric_prefix,
             self.registry,
+            config.max_scrapes_in_flight,
             handles.values.clone(),
         );
         Ok(ServerWatch::new(
@@ -524,9 +543,13 @@ mod tests {
 
     #[test]
     fn every_wrong_setting_is_named() {
-        let cases: [(Builder, &str); 10] = [
+        let cases: [(Builder, &str); 11] = [
             (ServerWatch::builder().service_name(" "), "service_name"),
             (ServerWatch::builder().max_series(0), "max_series"),
+            (
+                ServerWatch::builder().max_scrapes_in_flight(0),
+                "max_scrapes_in_flight",
+            ),
             (ServerWatch::builder().max_series(1_000_000), "max_series"),
             (ServerWatch::builder().recent_errors(1001), "recent_errors"),
             (ServerWatch::builder().bearer_token("a b"), "bearer_token"),

@@ -46,6 +46,7 @@ pub(crate) struct Endpoints {
     metric_prefix: Option<String>,
     /// The app's own prometheus-client registry, added to `/metrics`.
     registry: Option<Arc<prometheus_client::registry::Registry>>,
+    scrape_limits: prometheus::ScrapeLimits,
     /// What the parts left for the routes (the dashboard's history).
     #[cfg_attr(not(feature = "dashboard"), allow(dead_code, reason = "the history"))]
     values: http::Extensions,
@@ -57,6 +58,7 @@ impl Endpoints {
         bearer_token: Option<BearerToken>,
         metric_prefix: Option<String>,
         registry: Option<Arc<prometheus_client::registry::Registry>>,
+        max_scrapes_in_flight: usize,
         values: http::Extensions,
     ) -> Self {
         Self {
@@ -64,6 +66,7 @@ impl Endpoints {
             access: Access::new(bearer_token),
             metric_prefix,
             registry,
+            scrape_limits: prometheus::ScrapeLimits::new(max_scrapes_in_flight),
             values,
         }
     }
@@ -74,6 +77,10 @@ impl Endpoints {
 
     pub(crate) fn sources(&self) -> &Arc<Sources> {
         &self.sources
+    }
+
+    pub(crate) fn scrape_limits(&self) -> &prometheus::ScrapeLimits {
+        &self.scrape_limits
     }
 
     pub(crate) fn access(&self) -> &Access {

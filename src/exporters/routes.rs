@@ -79,12 +79,18 @@ async fn unrecorded(request: Request) -> Request {
 async fn metrics(State(endpoints): State<Arc<Endpoints>>, headers: HeaderMap) -> Response {
     let sources = endpoints.sources();
     sources.refresh_in_background();
-    prometheus::response(
-        sources.read_families().await,
-        endpoints.registry(),
-        &headers,
-        endpoints.metric_prefix(),
-    )
+    let encode = |families| {
+        prometheus::response(
+            families,
+            endpoints.registry(),
+            &headers,
+            endpoints.metric_prefix(),
+        )
+    };
+    endpoints
+        .scrape_limits()
+        .scrape(sources, &headers, encode)
+        .await
 }
 
 async fn health(State(endpoints): State<Arc<Endpoints>>) -> Response {

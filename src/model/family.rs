@@ -9,7 +9,7 @@ use crate::model::histogram::HistogramSnapshot;
 use crate::model::instruments::{self as i, Attribute, Instrument};
 
 /// An instrument with its points.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Family {
     pub(crate) instrument: &'static Instrument,
     pub(crate) points: Vec<Point>,
@@ -19,7 +19,7 @@ pub(crate) struct Family {
 pub(crate) type Attributes = Vec<(&'static Attribute, Value)>;
 
 /// One point: an attribute set and a value.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Point {
     pub(crate) attributes: Attributes,
     pub(crate) value: PointValue,

@@ -85,6 +85,24 @@ impl<K: Hash + Eq, V> SeriesSet<K, V> {
         self.map.pin().get(key).map(read)
     }
 
+    /// Removes `key` when `remove` says so of its value, which frees its
+    /// place under the cap; true if it was removed. A value that is still
+    /// held elsewhere lives on there, out of the set.
+    #[cfg_attr(
+        not(feature = "metrics"),
+        allow(dead_code, reason = "used by the metrics facade")
+    )]
+    pub(crate) fn remove_if<Q>(&self, key: &Q, mut remove: impl FnMut(&V) -> bool) -> bool
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        let removed = matches!(self.map.pin().remove_if(key, |_, v| remove(v)), Ok(Some(_)));
+        if removed {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
+        removed
+    }
+
     /// `read` of every label set and its value, in no particular order.
     pub(crate) fn collect<T>(&self, mut read: impl FnMut(&K, &V) -> T) -> Vec<T> {
         self.map.pin().iter().map(|(k, v)| read(k, v)).collect()
@@ -123,6 +141,23 @@ mod tests {
         entries.sort();
         assert_eq!(entries, vec![("a".into(), 2), ("b".into(), 1)]);
         assert_eq!(refused, 2);
+    }
+
+    #[test]
+    fn a_removed_label_set_frees_its_place_under_the_cap() {
+        let set: SeriesSet<String, u32> = SeriesSet::new(2);
+        assert!(set.with(&"a".to_owned(), || 1, |_| ()));
+        assert!(set.with(&"b".to_owned(), || 2, |_| ()));
+        assert!(!set.with(&"c".to_owned(), || 3, |_| ()));
+        assert!(!set.remove_if("a", |v| *v == 2));
+        assert!(!set.remove_if("z", |_| true));
+        assert!(set.remove_if("a", |v| *v == 1));
+        assert!(set.with(&"c".to_owned(), || 3, |_| ()));
+        assert!(!set.with(&"d".to_owned(), || 4, |_| ()));
+        let mut keys = set.collect(|k, _| k.clone());
+        keys.sort();
+        assert_eq!(keys, ["b", "c"]);
+        assert_eq!(set.len.load(Ordering::Relaxed), 2);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! servers and collectors the tests start (the submodules).
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
+pub mod board;
 pub mod collector;
 pub mod exposition;
 pub mod launcher;

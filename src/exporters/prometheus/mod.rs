@@ -12,7 +12,10 @@
 //! written, with gzip), so a scrape never holds its whole text.
 
 mod collector;
+mod limits;
 mod registry;
+
+pub(crate) use limits::ScrapeLimits;
 
 pub(crate) use registry::families as registry_families;
 

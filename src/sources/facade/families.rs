@@ -63,14 +63,13 @@ impl FacadeStore {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{FacadeStore, MetricsRecorder};
+    use super::super::{FacadeSettings, FacadeStore, MetricsRecorder};
     use crate::model::family::{PointValue, Value};
-    use std::collections::HashMap;
     use std::sync::Arc;
 
     #[test]
     fn each_name_is_a_family_with_its_unit_converted() {
-        let store = Arc::new(FacadeStore::new(HashMap::new(), 100, Vec::new()));
+        let store = FacadeStore::new(FacadeSettings::default(), 100, Vec::new());
         let recorder = MetricsRecorder {
             store: Arc::clone(&store),
         };

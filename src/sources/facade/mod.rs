@@ -11,13 +11,18 @@
 //!   [`AtomicHistogram`] of the request metrics, so they have native
 //!   histograms and OTLP exponential points too.
 //! - Names and units follow serverwatch's rules ([`names`]).
+//! - With an idle timeout, counter and histogram series that see no update
+//!   for that long are dropped ([`expiry`]).
+//! - Classic bounds are chosen per name, prefix or suffix ([`buckets`]).
 
+mod buckets;
+mod expiry;
 mod families;
 mod names;
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use metrics::{
     Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata,
@@ -31,30 +36,44 @@ use crate::model::instruments::{Instrument, Kind};
 use crate::model::series::SeriesSet;
 use crate::part::{Assembly, Part, part_boilerplate};
 use crate::source::{Source, Wants};
+pub use buckets::MetricMatcher;
+use expiry::{Expiry, Readings};
 use names::Conversion;
 
-/// What the builder collects for the facade: classic bounds by name.
+/// What the builder collects for the facade.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FacadeSettings {
-    buckets: Vec<(String, Vec<f64>)>,
+    /// Classic bounds, in the order given.
+    buckets: Vec<(MetricMatcher, Vec<f64>)>,
+    idle_timeout: Option<Duration>,
 }
 
 impl FacadeSettings {
-    pub(crate) fn buckets(&mut self, name: String, bounds: Vec<f64>) {
-        self.buckets.push((name, bounds));
+    pub(crate) fn buckets(&mut self, matcher: MetricMatcher, bounds: Vec<f64>) {
+        self.buckets.push((matcher, bounds));
+    }
+
+    pub(crate) fn idle_timeout(&mut self, idle: Duration) {
+        self.idle_timeout = Some(idle);
     }
 
     /// Checks the bounds (at the finest resolution a unit has: a name's
-    /// unit is known only once it is recorded).
-    fn checked(self) -> Result<HashMap<String, Vec<f64>>, BuildError> {
-        let mut checked = HashMap::new();
-        for (name, bounds) in self.buckets {
-            Bounds::new(&bounds, 1e-9).map_err(|e| {
-                BuildError::new("metrics_histogram_buckets", format!("{name:?}: {e}"))
-            })?;
-            checked.insert(name, bounds);
+    /// unit is known only once it is recorded) and the timeout.
+    fn check(&self) -> Result<(), BuildError> {
+        for (matcher, bounds) in &self.buckets {
+            let wrong = |e: String| BuildError::new("metrics_histogram_buckets", e);
+            if matcher.pattern().is_empty() {
+                return Err(wrong(format!("{matcher:?} matches every name or none")));
+            }
+            Bounds::new(bounds, 1e-9).map_err(|e| wrong(format!("{matcher:?}: {e}")))?;
         }
-        Ok(checked)
+        if self.idle_timeout.is_some_and(|idle| idle.is_zero()) {
+            return Err(BuildError::new(
+                "metrics_idle_timeout",
+                "must be above zero (leave it unset for series that never expire)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -64,11 +83,8 @@ impl Part for FacadeSettings {
     part_boilerplate!();
 
     fn build(self: Box<Self>, assembly: &mut Assembly) -> Result<(), BuildError> {
-        let store = Arc::new(FacadeStore::new(
-            self.checked()?,
-            assembly.max_series,
-            assembly.reserved.clone(),
-        ));
+        self.check()?;
+        let store = FacadeStore::new(*self, assembly.max_series, assembly.reserved.clone());
         assembly.source(Arc::clone(&store) as Arc<dyn Source>);
         assembly.handles.values.insert(MetricsRecorder { store });
         Ok(())
@@ -77,6 +93,7 @@ impl Part for FacadeSettings {
 
 impl Source for FacadeStore {
     fn families(&self, _: Wants<'_>, out: &mut Vec<Family>) {
+        self.expire_idle();
         out.extend(self.read_families());
     }
 }
@@ -140,13 +157,19 @@ enum Cell {
 struct Series {
     name: Arc<Name>,
     cell: Cell,
+    /// Set for the series that may expire.
+    expiry: Option<Expiry>,
 }
 
 /// Every facade metric of one [`ServerWatch`](crate::ServerWatch).
 #[derive(Debug)]
 pub(crate) struct FacadeStore {
-    /// Classic bounds given to the builder, by name.
-    buckets: HashMap<String, Vec<f64>>,
+    /// Classic bounds given to the builder, in the order given.
+    buckets: Vec<(MetricMatcher, Vec<f64>)>,
+    /// With an idle timeout: the readings that series are stamped with.
+    readings: Option<Arc<Readings>>,
+    /// Itself, for the series that must find their successor.
+    me: Weak<FacadeStore>,
     /// Family names taken: serverwatch's own and the merged registry's.
     reserved: Vec<String>,
     descriptions: papaya::HashMap<String, Description>,
@@ -165,13 +188,13 @@ pub(crate) struct FacadeStore {
 impl FacadeStore {
     /// A store of at most `max_series` label sets (and as many names and
     /// descriptions), which refuses the family names in `reserved`.
-    pub(crate) fn new(
-        buckets: HashMap<String, Vec<f64>>,
-        max_series: usize,
-        reserved: Vec<String>,
-    ) -> Self {
-        Self {
-            buckets,
+    fn new(settings: FacadeSettings, max_series: usize, reserved: Vec<String>) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            buckets: settings.buckets,
+            readings: settings
+                .idle_timeout
+                .map(|idle| Arc::new(Readings::new(idle))),
+            me: me.clone(),
             reserved,
             descriptions: papaya::HashMap::new(),
             described: AtomicUsize::new(0),
@@ -180,7 +203,7 @@ impl FacadeStore {
             overflow: SeriesSet::new(max_series),
             max: max_series,
             warned: AtomicBool::new(false),
-        }
+        })
     }
 
     fn describe(&self, name: &KeyName, unit: Option<Unit>, help: &SharedString) {
@@ -202,23 +225,49 @@ impl FacadeStore {
     /// when the name cannot be exported.
     fn series(&self, key: &Key, kind: Kind) -> Option<Arc<Series>> {
         if let Some(series) = self.series.get(key, Arc::clone) {
-            return (series.name.kind == kind).then_some(series);
+            if !series.expired() {
+                return (series.name.kind == kind).then_some(series);
+            }
+            // Expired but not yet taken out: its successor takes its place.
+            self.series.remove_if(key, |s| Arc::ptr_eq(s, &series));
         }
         let name = self.name(key.name(), kind)?;
-        let make = || {
+        let make = |expiry| {
             Arc::new(Series {
                 cell: Cell::new(&name),
                 name: Arc::clone(&name),
+                expiry,
             })
         };
+        // Gauges never expire (see `expiry`), nor do overflow series.
+        let expires = self.readings.as_ref().filter(|_| kind != Kind::Gauge);
+        let expiry = || expires.map(|r| Expiry::new(r, key.clone(), self.me.clone()));
         let mut found = None;
-        let admitted = self.series.with(key, make, |s| found = Some(Arc::clone(s)));
+        let admitted = self
+            .series
+            .with(key, || make(expiry()), |s| found = Some(Arc::clone(s)));
         if !admitted {
             let family = name.instrument.prometheus_name.to_owned();
             self.overflow
-                .with(&family, make, |s| found = Some(Arc::clone(s)));
+                .with(&family, || make(None), |s| found = Some(Arc::clone(s)));
         }
         found.filter(|s| s.name.kind == kind)
+    }
+
+    /// Takes out the series that have seen no update for the idle timeout:
+    /// done at each reading, before the series are read.
+    fn expire_idle(&self) {
+        let Some(readings) = &self.readings else {
+            return;
+        };
+        let idle_below = readings.advance(Instant::now());
+        let idle = self.series.collect(|key, series| {
+            let expired = series.expiry.as_ref().is_some_and(|e| e.expire(idle_below));
+            expired.then(|| key.clone())
+        });
+        for key in idle.into_iter().flatten() {
+            self.series.remove_if(&key, |s| s.expired());
+        }
     }
 
     /// The name `given` as a metric of `kind`, made on its first series;
@@ -271,7 +320,7 @@ impl FacadeStore {
             Bounds::new(conversion.bounds, conversion.resolution)
                 .expect("the default bounds are valid")
         };
-        match self.buckets.get(name) {
+        match buckets::bounds_for(&self.buckets, name) {
             Some(given) => Bounds::new(given, conversion.resolution).unwrap_or_else(|e| {
                 tracing::warn!(metric = name, error = %e, "serverwatch: metrics_histogram_buckets \
                     do not fit the unit's resolution; the defaults are used");
@@ -294,15 +343,19 @@ impl Cell {
 
 impl CounterFn for Series {
     fn increment(&self, value: u64) {
-        if let Cell::Counter(n) = &self.cell {
-            n.fetch_add(value, Ordering::Relaxed);
-        }
+        self.live(&|series| {
+            if let Cell::Counter(n) = &series.cell {
+                n.fetch_add(value, Ordering::Relaxed);
+            }
+        });
     }
 
     fn absolute(&self, value: u64) {
-        if let Cell::Counter(n) = &self.cell {
-            n.fetch_max(value, Ordering::Relaxed);
-        }
+        self.live(&|series| {
+            if let Cell::Counter(n) = &series.cell {
+                n.fetch_max(value, Ordering::Relaxed);
+            }
+        });
     }
 }
 
@@ -323,6 +376,23 @@ impl GaugeFn for Series {
 }
 
 impl Series {
+    fn expired(&self) -> bool {
+        self.expiry.as_ref().is_some_and(Expiry::expired)
+    }
+
+    /// Runs `update` on this series or, once it has expired, on the one
+    /// that took its place: an app may hold a handle for ever.
+    fn live(&self, update: &dyn Fn(&Series)) {
+        match &self.expiry {
+            Some(expiry) if !expiry.touch() => {
+                if let Some(next) = expiry.successor(self.name.kind) {
+                    next.live(update);
+                }
+            }
+            _ => update(self),
+        }
+    }
+
     fn update(&self, f: impl Fn(f64) -> f64) {
         if let Cell::Gauge(bits) = &self.cell {
             let _ = bits.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
@@ -336,16 +406,17 @@ impl HistogramFn for Series {
     /// Records `value` in the name's unit; a negative one counts as 0 (the
     /// buckets hold no negative values) and NaN is dropped.
     fn record(&self, value: f64) {
-        let (Cell::Histogram(h), Some(bounds)) = (&self.cell, &self.name.bounds) else {
-            return;
-        };
         if value.is_nan() {
             return;
         }
         let c = &self.name.conversion;
         // Saturating: `as` clamps to 0 ..= u64::MAX.
         let base = (value * c.to_exported / c.resolution).round() as u64;
-        h.record(bounds, base);
+        self.live(&|series| {
+            if let (Cell::Histogram(h), Some(bounds)) = (&series.cell, &series.name.bounds) {
+                h.record(bounds, base);
+            }
+        });
     }
 }
 
@@ -386,9 +457,13 @@ mod tests {
     use super::*;
 
     fn recorder(max_series: usize) -> MetricsRecorder {
+        recorder_with(FacadeSettings::default(), max_series)
+    }
+
+    fn recorder_with(settings: FacadeSettings, max_series: usize) -> MetricsRecorder {
         let reserved = vec!["process_cpu_seconds".to_owned()];
         MetricsRecorder {
-            store: Arc::new(FacadeStore::new(HashMap::new(), max_series, reserved)),
+            store: FacadeStore::new(settings, max_series, reserved),
         }
     }
 
@@ -426,6 +501,82 @@ mod tests {
         assert_eq!(names, ["jobs", "jobs_x"]);
         let series = recorder.store.series.collect(|k, _| k.name().to_owned());
         assert!(!series.contains(&"jobs_x".to_owned()), "{series:?}");
+    }
+
+    /// The counter and gauge values of the store's series, by label value.
+    fn values(recorder: &MetricsRecorder) -> Vec<(String, f64)> {
+        let mut values = recorder.store.series.collect(|key, s| {
+            let label = key.labels().next().map_or("", |l| l.value()).to_owned();
+            match &s.cell {
+                Cell::Counter(n) => (label, n.load(Ordering::Relaxed) as f64),
+                Cell::Gauge(bits) => (label, f64::from_bits(bits.load(Ordering::Relaxed))),
+                Cell::Histogram(_) => (label, f64::NAN),
+            }
+        });
+        values.sort_by(|a, b| a.0.cmp(&b.0));
+        values
+    }
+
+    #[test]
+    fn idle_counters_expire_and_come_back_from_zero_even_through_a_kept_handle() {
+        let mut settings = FacadeSettings::default();
+        settings.idle_timeout(Duration::from_nanos(1));
+        let recorder = recorder_with(settings, 10);
+        let store = Arc::clone(&recorder.store);
+        let kept = metrics::with_local_recorder(&recorder, || {
+            metrics::counter!("jobs", "queue" => "a").increment(5);
+            metrics::gauge!("level", "pool" => "p").set(3.0);
+            metrics::counter!("jobs", "queue" => "kept")
+        });
+        kept.increment(1);
+        let value = || values(&recorder);
+        assert_eq!(
+            value(),
+            [("a".into(), 5.0), ("kept".into(), 1.0), ("p".into(), 3.0)]
+        );
+        // Two readings: the first stamps what was updated, the next finds
+        // it idle (a nanosecond's timeout).
+        store.expire_idle();
+        store.expire_idle();
+        assert_eq!(value(), [("p".into(), 3.0)], "the gauge stays");
+        kept.increment(2);
+        metrics::with_local_recorder(&recorder, || {
+            metrics::counter!("jobs", "queue" => "a").increment(1);
+        });
+        assert_eq!(
+            value(),
+            [("a".into(), 1.0), ("kept".into(), 2.0), ("p".into(), 3.0)]
+        );
+    }
+
+    #[test]
+    fn expired_series_free_their_places_under_the_cap() {
+        let mut settings = FacadeSettings::default();
+        settings.idle_timeout(Duration::from_nanos(1));
+        let recorder = recorder_with(settings, 2);
+        for round in 0..5 {
+            metrics::with_local_recorder(&recorder, || {
+                for n in 0..2 {
+                    let job = format!("{round}-{n}");
+                    metrics::counter!("jobs", "job" => job).increment(1);
+                }
+            });
+            recorder.store.expire_idle();
+            recorder.store.expire_idle();
+        }
+        assert!(recorder.store.overflow.collect(|_, _| ()).is_empty());
+        assert!(values(&recorder).is_empty());
+    }
+
+    #[test]
+    fn without_a_timeout_nothing_expires() {
+        let recorder = recorder(10);
+        metrics::with_local_recorder(&recorder, || {
+            metrics::counter!("jobs", "queue" => "a").increment(5);
+        });
+        recorder.store.expire_idle();
+        recorder.store.expire_idle();
+        assert_eq!(values(&recorder), [("a".into(), 5.0)]);
     }
 
     #[test]
