@@ -5,7 +5,7 @@
 use crate::error::BuildError;
 use crate::model::histogram::Bounds;
 use crate::source::Service;
-use crate::sources::requests::RequestBounds;
+use crate::sources::requests::{LabelSettings, RequestBounds};
 
 /// Largest accepted `max_series`.
 const MAX_SERIES_LIMIT: usize = 100_000;
@@ -44,6 +44,8 @@ pub(crate) struct Settings {
     pub(crate) disabled_instruments: Vec<String>,
     /// Route templates that are not recorded.
     pub(crate) skip_routes: Vec<String>,
+    /// The app's request labels, route groups and status classes.
+    pub(crate) labels: LabelSettings,
 }
 
 impl Default for Settings {
@@ -62,6 +64,7 @@ impl Default for Settings {
             response_body_size_buckets: None,
             disabled_instruments: Vec::new(),
             skip_routes: Vec::new(),
+            labels: LabelSettings::default(),
         }
     }
 }

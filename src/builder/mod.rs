@@ -8,6 +8,7 @@ mod metrics;
 mod mongodb;
 #[cfg(feature = "otlp")]
 mod otlp;
+mod requests;
 
 use std::sync::Arc;
 
@@ -425,7 +426,9 @@ impl Builder {
             let named = part.read_env(env)?;
             name_from_env = name_from_env.or(named);
         }
+        let labels = std::mem::take(&mut self.settings.labels);
         let config = self.settings.check(|| name_from_env)?;
+        let labelling = labels.check(config.max_series)?;
         let instruments: Vec<_> = crate::sources::instruments().collect();
         let disabled = config
             .disabled_instruments
@@ -462,7 +465,8 @@ impl Builder {
                 config.bounds,
                 config.panic_messages,
             )
-            .skipping(config.skip_routes),
+            .skipping(config.skip_routes)
+            .labelled(labelling),
         );
         let mut assembly = Assembly {
             max_series: config.max_series,

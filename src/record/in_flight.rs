@@ -14,7 +14,7 @@ use super::body::ByteSink;
 use super::claim::Claim;
 use crate::model::exemplar::SpanIds;
 use crate::sources::requests::{
-    ErrorKind, Method, NO_STATUS, Observation, RequestStore, SeriesKey, UNMATCHED_ROUTE,
+    ErrorKind, LabelSetId, Method, NO_STATUS, Observation, RequestStore, SeriesKey, UNMATCHED_ROUTE,
 };
 
 /// The route template a request is recorded under.
@@ -62,6 +62,9 @@ pub(super) struct InFlight {
     store: Arc<RequestStore>,
     method: Method,
     route: Route,
+    /// The app's labels of the request (and of its response, once it has
+    /// one).
+    labels: LabelSetId,
     request_bytes: Option<Counter>,
     start: Instant,
     /// The sampled trace the request is handled in.
@@ -80,6 +83,7 @@ impl InFlight {
         store: Arc<RequestStore>,
         method: Method,
         route: Route,
+        labels: LabelSetId,
         request_bytes: Option<Counter>,
         claim: Option<Arc<Claim>>,
         skipped: bool,
@@ -91,12 +95,23 @@ impl InFlight {
             store,
             method,
             route,
+            labels,
             request_bytes,
             start: Instant::now(),
             span: super::span::current(),
             recorded: false,
             claim,
             taken: skipped,
+        }
+    }
+
+    /// Adds the app's labels of `response`, if it has labels of responses.
+    pub(super) fn label<B>(&mut self, response: &mut Response<B>) {
+        let labelling = self.store.labelling();
+        if labelling.on_responses() && !self.taken {
+            self.labels = super::parts::of_response(response, |parts| {
+                labelling.of_response(self.labels, parts)
+            });
         }
     }
 
@@ -140,6 +155,7 @@ impl InFlight {
                 route: self.route.as_str(),
                 status,
                 error,
+                labels: self.labels,
             },
             duration_nanos: u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX),
             request_bytes,

@@ -18,7 +18,7 @@ use super::claim::{Claim, Claims};
 use super::future::ResponseFuture;
 use super::in_flight::{Counter, InFlight, Route, request_counter};
 use super::nested::NestedServices;
-use crate::sources::requests::{Method, RequestStore};
+use crate::sources::requests::{Method, NO_LABELS, RequestStore};
 
 /// Names the route template of a request, for stacks without axum's router.
 type RouteTemplate = Arc<dyn Fn(&request::Parts) -> Option<&'static str> + Send + Sync>;
@@ -226,21 +226,9 @@ impl<K> RequestMetricsLayer<K> {
         let Some(template) = &self.route_template else {
             return Route::Unmatched;
         };
-        // The function reads `Parts`, which only a request taken apart has:
-        // the parts are swapped out and back, which copies nothing big.
-        let (mut parts, ()) = Request::new(()).into_parts();
-        std::mem::swap(&mut parts.method, request.method_mut());
-        std::mem::swap(&mut parts.uri, request.uri_mut());
-        std::mem::swap(&mut parts.version, request.version_mut());
-        std::mem::swap(&mut parts.headers, request.headers_mut());
-        std::mem::swap(&mut parts.extensions, request.extensions_mut());
-        let route = template(&parts).map_or(Route::Unmatched, Route::Named);
-        std::mem::swap(&mut parts.method, request.method_mut());
-        std::mem::swap(&mut parts.uri, request.uri_mut());
-        std::mem::swap(&mut parts.version, request.version_mut());
-        std::mem::swap(&mut parts.headers, request.headers_mut());
-        std::mem::swap(&mut parts.extensions, request.extensions_mut());
-        route
+        super::parts::of_request(request, |parts| {
+            template(parts).map_or(Route::Unmatched, Route::Named)
+        })
     }
 
     /// Starts recording `request`; gives the counter to feed with its body
@@ -255,11 +243,18 @@ impl<K> RequestMetricsLayer<K> {
             Claims::offer(request.extensions_mut(), Arc::clone(&claim));
             claim
         });
+        let labelling = self.store.labelling();
+        let labels = if labelling.on_requests() && !skipped {
+            super::parts::of_request(request, |parts| labelling.of_request(parts))
+        } else {
+            NO_LABELS
+        };
         let counter = request_counter(request.body());
         let in_flight = InFlight::new(
             Arc::clone(&self.store),
             method,
             route,
+            labels,
             counter.clone(),
             claim,
             skipped,

@@ -13,6 +13,7 @@ mod future;
 mod in_flight;
 mod layer;
 mod nested;
+mod parts;
 mod span;
 
 pub use body::{RequestBody, ResponseBody};

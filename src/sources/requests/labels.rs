@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use hashbrown::Equivalent;
 
+use super::labelling::LabelSetId;
 use crate::model::series::ToKey;
 
 /// The `http.route` value of requests that matched no route. A raw path
@@ -119,6 +120,8 @@ pub(crate) struct SeriesKey<R = Box<str>> {
     pub(crate) route: R,
     pub(crate) status: u16,
     pub(crate) error: Option<ErrorKind>,
+    /// The app's own labels, by number.
+    pub(crate) labels: LabelSetId,
 }
 
 impl<R> SeriesKey<R> {
@@ -149,6 +152,7 @@ impl ToKey<SeriesKey> for SeriesKey<&str> {
             route: self.route.into(),
             status: self.status,
             error: self.error,
+            labels: self.labels,
         }
     }
 }
@@ -158,6 +162,7 @@ impl Equivalent<SeriesKey> for SeriesKey<&str> {
         self.method == key.method
             && self.status == key.status
             && self.error == key.error
+            && self.labels == key.labels
             && *self.route == *key.route
     }
 }
@@ -207,6 +212,7 @@ mod tests {
             route: "/a",
             status,
             error,
+            labels: super::super::NO_LABELS,
         };
         assert_eq!(key(200, None).overflow(), key(404, None).overflow());
         let failed = key(503, Some(ErrorKind::ServerError)).overflow();
