@@ -18,7 +18,7 @@ impl Builder {
     /// The name is spelled as given over OTLP and with `_` for `.` on
     /// `/metrics` (`tenant.tier` gives `tenant_tier`); it is a letter or
     /// `_`, then letters, digits, `_` or `.`, and not one serverwatch or
-    /// Prometheus uses (`http_route`, `error_type`, `le`, `__…`). At most 8
+    /// Prometheus uses (`http_route`, `error_type`, `le`, `job`, `__…`). At most 8
     /// labels of the app's, request and response ones together. Each label
     /// set counts in [`max_series`](Self::max_series): past it, requests
     /// go to the overflow series, which keeps their error. `/health` adds

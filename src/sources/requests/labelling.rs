@@ -27,7 +27,7 @@ pub(crate) type ResponseLabel = Arc<dyn Fn(&response::Parts) -> Option<&'static 
 /// The most labels of its own an app may add: each multiplies the series.
 pub(crate) const MAX_LABELS: usize = 8;
 
-/// The number of a label set: [`LabelSetId::NONE`] without the app's labels.
+/// The number of a label set: [`NO_LABELS`] without the app's labels.
 pub(crate) type LabelSetId = u32;
 /// No label of the app's (none configured, or none given yet).
 pub(crate) const NO_LABELS: LabelSetId = 0;
@@ -152,7 +152,9 @@ fn check_name(setting: &'static str, name: &str) -> Result<String, BuildError> {
         ));
     }
     let prometheus = name.replace('.', "_");
-    let reserved = prometheus.starts_with("__") || ["le", "quantile"].contains(&&*prometheus);
+    // Prometheus's own, and those it gives every target.
+    let reserved = prometheus.starts_with("__")
+        || ["le", "quantile", "job", "instance"].contains(&&*prometheus);
     if reserved
         || TAKEN
             .iter()
@@ -364,6 +366,7 @@ mod tests {
             &["error_type"],
             &["__x"],
             &["le"],
+            &["job"],
             &["1x"],
             &["a-b"],
             &["a", "b", "c", "d", "e", "f", "g", "h", "i"],
