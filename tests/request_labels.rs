@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use serverwatch::{Builder, OtlpProtocol, ServerWatch};
+use serverwatch::{Builder, OtlpProtocol, RequestHead, ResponseHead, ServerWatch};
 use support::TestApp;
 use support::exposition::samples_named;
 use support::otlp::{DEADLINE, DURATION, has_requests};
@@ -21,7 +21,7 @@ use support::rotel::{AttrValue, Rotel};
 const COUNT: &str = "http_server_request_duration_seconds_count";
 
 /// The tier a request asks for in `x-tier`, from a fixed set.
-fn tier(request: &axum::http::request::Parts) -> Option<&'static str> {
+fn tier(request: RequestHead<'_>) -> Option<&'static str> {
     match request.headers.get("x-tier")?.as_bytes() {
         b"gold" => Some("gold"),
         _ => Some("standard"),
@@ -29,7 +29,7 @@ fn tier(request: &axum::http::request::Parts) -> Option<&'static str> {
 }
 
 /// Whether the handler served the answer from its cache (`x-cache`).
-fn cache(response: &axum::http::response::Parts) -> Option<&'static str> {
+fn cache(response: ResponseHead<'_>) -> Option<&'static str> {
     let hit = response.headers.get("x-cache")? == "hit";
     Some(if hit { "hit" } else { "miss" })
 }

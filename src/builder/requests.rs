@@ -3,17 +3,19 @@
 
 use std::sync::Arc;
 
-use http::{request, response};
-
 use super::Builder;
+use crate::sources::requests::{RequestHead, ResponseHead};
 
 impl Builder {
     /// Adds a label of the app's own to every request instrument, its value
     /// taken from each request: a tenant's tier, an API version. `label`
-    /// gives the value, from a fixed set in the code (a `&'static str`, so
-    /// that no client can mint values and none is copied), or `None` for
-    /// no value (the label is then absent). It runs once per request, when
-    /// the request comes in, before the handler.
+    /// reads the request's [`RequestHead`] (its method, URI, headers and
+    /// extensions, as in `http::request::Parts`) and gives the value, from a
+    /// fixed set in the code (a `&'static str`, so that no client can mint
+    /// values and none is copied), or `None` for no value (the label is
+    /// then absent). It runs once per request, when the request comes in,
+    /// before the handler; it costs what it does, and one lookup of the
+    /// label set.
     ///
     /// The name is spelled as given over OTLP and with `_` for `.` on
     /// `/metrics` (`tenant.tier` gives `tenant_tier`); it is a letter or
@@ -44,7 +46,7 @@ impl Builder {
     /// ```
     pub fn request_label<F>(mut self, name: impl Into<String>, label: F) -> Self
     where
-        F: Fn(&request::Parts) -> Option<&'static str> + Send + Sync + 'static,
+        F: Fn(RequestHead<'_>) -> Option<&'static str> + Send + Sync + 'static,
     {
         let labels = &mut self.settings.labels.request;
         labels.push((name.into(), Arc::new(label)));
@@ -53,7 +55,8 @@ impl Builder {
 
     /// Adds a label of the app's own taken from each response, as
     /// [`request_label`](Self::request_label) does from requests, with the
-    /// same rules: a cache outcome the handler put in a header or an
+    /// same rules, from the response's [`ResponseHead`] (status, headers,
+    /// extensions): a cache outcome the handler put in a header or an
     /// extension, for instance. It runs once per response, when the
     /// handler has answered; a request that got no answer from the handler
     /// (it panicked, or the client left) has no value.
@@ -74,7 +77,7 @@ impl Builder {
     /// ```
     pub fn response_label<F>(mut self, name: impl Into<String>, label: F) -> Self
     where
-        F: Fn(&response::Parts) -> Option<&'static str> + Send + Sync + 'static,
+        F: Fn(ResponseHead<'_>) -> Option<&'static str> + Send + Sync + 'static,
     {
         let labels = &mut self.settings.labels.response;
         labels.push((name.into(), Arc::new(label)));

@@ -14,7 +14,8 @@ use super::body::ByteSink;
 use super::claim::Claim;
 use crate::model::exemplar::SpanIds;
 use crate::sources::requests::{
-    ErrorKind, LabelSetId, Method, NO_STATUS, Observation, RequestStore, SeriesKey, UNMATCHED_ROUTE,
+    ErrorKind, LabelSetId, Method, NO_STATUS, Observation, RequestStore, ResponseHead, SeriesKey,
+    UNMATCHED_ROUTE,
 };
 
 /// The route template a request is recorded under.
@@ -106,12 +107,10 @@ impl InFlight {
     }
 
     /// Adds the app's labels of `response`, if it has labels of responses.
-    pub(super) fn label<B>(&mut self, response: &mut Response<B>) {
+    pub(super) fn label<B>(&mut self, response: &Response<B>) {
         let labelling = self.store.labelling();
         if labelling.on_responses() && !self.taken {
-            self.labels = super::parts::of_response(response, |parts| {
-                labelling.of_response(self.labels, parts)
-            });
+            self.labels = labelling.of_response(self.labels, ResponseHead::from(response));
         }
     }
 

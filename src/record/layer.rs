@@ -18,7 +18,7 @@ use super::claim::{Claim, Claims};
 use super::future::ResponseFuture;
 use super::in_flight::{Counter, InFlight, Route, request_counter};
 use super::nested::NestedServices;
-use crate::sources::requests::{Method, NO_LABELS, RequestStore};
+use crate::sources::requests::{Method, NO_LABELS, RequestHead, RequestStore};
 
 /// Names the route template of a request, for stacks without axum's router.
 type RouteTemplate = Arc<dyn Fn(&request::Parts) -> Option<&'static str> + Send + Sync>;
@@ -226,9 +226,21 @@ impl<K> RequestMetricsLayer<K> {
         let Some(template) = &self.route_template else {
             return Route::Unmatched;
         };
-        super::parts::of_request(request, |parts| {
-            template(parts).map_or(Route::Unmatched, Route::Named)
-        })
+        // The function reads `Parts`, which only a request taken apart has:
+        // the parts are swapped out and back, which copies nothing big.
+        let (mut parts, ()) = Request::new(()).into_parts();
+        std::mem::swap(&mut parts.method, request.method_mut());
+        std::mem::swap(&mut parts.uri, request.uri_mut());
+        std::mem::swap(&mut parts.version, request.version_mut());
+        std::mem::swap(&mut parts.headers, request.headers_mut());
+        std::mem::swap(&mut parts.extensions, request.extensions_mut());
+        let route = template(&parts).map_or(Route::Unmatched, Route::Named);
+        std::mem::swap(&mut parts.method, request.method_mut());
+        std::mem::swap(&mut parts.uri, request.uri_mut());
+        std::mem::swap(&mut parts.version, request.version_mut());
+        std::mem::swap(&mut parts.headers, request.headers_mut());
+        std::mem::swap(&mut parts.extensions, request.extensions_mut());
+        route
     }
 
     /// Starts recording `request`; gives the counter to feed with its body
@@ -245,7 +257,7 @@ impl<K> RequestMetricsLayer<K> {
         });
         let labelling = self.store.labelling();
         let labels = if labelling.on_requests() && !skipped {
-            super::parts::of_request(request, |parts| labelling.of_request(parts))
+            labelling.of_request(RequestHead::from(&*request))
         } else {
             NO_LABELS
         };

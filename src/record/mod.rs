@@ -13,7 +13,6 @@ mod future;
 mod in_flight;
 mod layer;
 mod nested;
-mod parts;
 mod span;
 
 pub use body::{RequestBody, ResponseBody};

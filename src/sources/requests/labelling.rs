@@ -12,17 +12,90 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use hashbrown::Equivalent;
-use http::{request, response};
+use http::{Extensions, HeaderMap, Request, Response, StatusCode, Uri, Version};
 
 use super::labels::{ErrorKind, NO_STATUS};
 use crate::error::BuildError;
 use crate::model::instruments::{self as i, Attribute};
 use crate::model::series::{SeriesSet, ToKey};
 
+/// What a [`request_label`](crate::Builder::request_label) function reads
+/// of a request: the fields of [`http::request::Parts`], borrowed, so that
+/// reading them costs nothing (only a request taken apart has `Parts`).
+///
+/// ```
+/// let request = http::Request::get("/items/1").header("x-api-version", "2").body(())?;
+/// let head = serverwatch::RequestHead::from(&request);
+/// assert_eq!(head.headers["x-api-version"], "2");
+/// assert_eq!(head.uri.path(), "/items/1");
+/// # Ok::<(), http::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct RequestHead<'a> {
+    /// The request's method.
+    pub method: &'a http::Method,
+    /// The request's URI: the raw path, never to be a label value as it is.
+    pub uri: &'a Uri,
+    /// The request's HTTP version.
+    pub version: Version,
+    /// The request's headers.
+    pub headers: &'a HeaderMap,
+    /// What the middleware before the layer put there (an authenticated
+    /// tenant, say).
+    pub extensions: &'a Extensions,
+}
+
+impl<'a, B> From<&'a Request<B>> for RequestHead<'a> {
+    fn from(request: &'a Request<B>) -> Self {
+        Self {
+            method: request.method(),
+            uri: request.uri(),
+            version: request.version(),
+            headers: request.headers(),
+            extensions: request.extensions(),
+        }
+    }
+}
+
+/// What a [`response_label`](crate::Builder::response_label) function
+/// reads of a response: the fields of [`http::response::Parts`], borrowed.
+///
+/// ```
+/// let response = http::Response::builder().status(404).header("x-cache", "HIT").body(())?;
+/// let head = serverwatch::ResponseHead::from(&response);
+/// assert_eq!(head.status, 404);
+/// assert_eq!(head.headers["x-cache"], "HIT");
+/// # Ok::<(), http::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ResponseHead<'a> {
+    /// The status the handler answered with.
+    pub status: StatusCode,
+    /// The response's HTTP version.
+    pub version: Version,
+    /// The response's headers.
+    pub headers: &'a HeaderMap,
+    /// What the handler put there.
+    pub extensions: &'a Extensions,
+}
+
+impl<'a, B> From<&'a Response<B>> for ResponseHead<'a> {
+    fn from(response: &'a Response<B>) -> Self {
+        Self {
+            status: response.status(),
+            version: response.version(),
+            headers: response.headers(),
+            extensions: response.extensions(),
+        }
+    }
+}
+
 /// Gives a request's value of one of the app's labels.
-pub(crate) type RequestLabel = Arc<dyn Fn(&request::Parts) -> Option<&'static str> + Send + Sync>;
+pub(crate) type RequestLabel = Arc<dyn Fn(RequestHead<'_>) -> Option<&'static str> + Send + Sync>;
 /// Gives a response's value of one of the app's labels.
-pub(crate) type ResponseLabel = Arc<dyn Fn(&response::Parts) -> Option<&'static str> + Send + Sync>;
+pub(crate) type ResponseLabel = Arc<dyn Fn(ResponseHead<'_>) -> Option<&'static str> + Send + Sync>;
 
 /// The most labels of its own an app may add: each multiplies the series.
 pub(crate) const MAX_LABELS: usize = 8;
@@ -237,22 +310,22 @@ impl Labelling {
     }
 
     /// The label set of a request: its values looked up once.
-    pub(crate) fn of_request(&self, parts: &request::Parts) -> LabelSetId {
+    pub(crate) fn of_request(&self, head: RequestHead<'_>) -> LabelSetId {
         let mut values = [None; MAX_LABELS];
         for (value, label) in values.iter_mut().zip(&self.request) {
-            *value = label(parts);
+            *value = label(head);
         }
         self.intern(NO_LABELS, &values[..self.request.len()])
     }
 
     /// The label set of a request of the set `set` that got this response.
-    pub(crate) fn of_response(&self, set: LabelSetId, parts: &response::Parts) -> LabelSetId {
+    pub(crate) fn of_response(&self, set: LabelSetId, head: ResponseHead<'_>) -> LabelSetId {
         if set == OVERFLOW_LABELS {
             return set;
         }
         let mut values = [None; MAX_LABELS];
         for (value, label) in values.iter_mut().zip(&self.response) {
-            *value = label(parts);
+            *value = label(head);
         }
         self.intern(set, &values[..self.response.len()])
     }
@@ -342,7 +415,7 @@ impl Resolver<'_> {
 mod tests {
     use super::*;
 
-    fn label(_: &request::Parts) -> Option<&'static str> {
+    fn label(_: RequestHead<'_>) -> Option<&'static str> {
         Some("gold")
     }
 
@@ -380,10 +453,10 @@ mod tests {
     #[test]
     fn label_sets_are_interned_and_capped() {
         let labelling = settings(&["tier"]).check(1).unwrap();
-        let (parts, ()) = http::Request::new(()).into_parts();
-        let first = labelling.of_request(&parts);
+        let request = Request::new(());
+        let first = labelling.of_request(RequestHead::from(&request));
         assert_ne!(first, OVERFLOW_LABELS);
-        assert_eq!(labelling.of_request(&parts), first);
+        assert_eq!(labelling.of_request(RequestHead::from(&request)), first);
         let full = labelling.intern(NO_LABELS, &[Some("silver")]);
         assert_eq!(full, OVERFLOW_LABELS);
         let resolver = labelling.resolver();

@@ -18,6 +18,7 @@ use std::time::SystemTime;
 use parking_lot::Mutex;
 
 pub(crate) use labelling::{LabelSetId, LabelSettings, Labelling, NO_LABELS, OVERFLOW_LABELS};
+pub use labelling::{RequestHead, ResponseHead};
 pub(crate) use labels::{
     ErrorKind, Method, NO_STATUS, OverflowKey, SeriesKey, UNMATCHED_ROUTE, status_key,
 };
