@@ -71,8 +71,7 @@ where
                 match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
                     Ok(Poll::Pending) => return Poll::Pending,
                     Ok(Poll::Ready(Ok(response))) => {
-                        let mut in_flight = this.in_flight.take().expect("polled after completion");
-                        in_flight.label(&response);
+                        let in_flight = this.in_flight.take().expect("polled after completion");
                         let completion = in_flight.respond(response.status(), None);
                         return Poll::Ready(Ok(K::respond(response, completion)));
                     }

@@ -107,7 +107,7 @@ impl InFlight {
     }
 
     /// Adds the app's labels of `response`, if it has labels of responses.
-    pub(super) fn label<B>(&mut self, response: &Response<B>) {
+    fn label<B>(&mut self, response: &Response<B>) {
         let labelling = self.store.labelling();
         if labelling.on_responses() && !self.taken {
             self.labels = labelling.of_response(self.labels, ResponseHead::from(response));
@@ -199,6 +199,7 @@ impl Completion {
         mut self,
         response: &Response<B>,
     ) -> Option<Box<Self>> {
+        self.in_flight.label(response);
         match response.body().size_hint().exact() {
             Some(length) => {
                 self.response_bytes = length;

@@ -310,6 +310,8 @@ impl Labelling {
     }
 
     /// The label set of a request: its values looked up once.
+    // Out of line: a request path without labels keeps its code as it is.
+    #[inline(never)]
     pub(crate) fn of_request(&self, head: RequestHead<'_>) -> LabelSetId {
         let mut values = [None; MAX_LABELS];
         for (value, label) in values.iter_mut().zip(&self.request) {
@@ -319,6 +321,8 @@ impl Labelling {
     }
 
     /// The label set of a request of the set `set` that got this response.
+    // Out of line: a request path without labels keeps its code as it is.
+    #[inline(never)]
     pub(crate) fn of_response(&self, set: LabelSetId, head: ResponseHead<'_>) -> LabelSetId {
         if set == OVERFLOW_LABELS {
             return set;
