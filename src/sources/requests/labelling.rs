@@ -342,9 +342,9 @@ impl Labelling {
         id
     }
 
-    /// Whether it labels, or folds route templates or status codes.
-    pub(crate) fn is_on(&self) -> bool {
-        self.on_requests() || self.on_responses() || self.groups.is_some() || self.status_classes
+    /// Whether it folds route templates or status codes.
+    pub(crate) fn folds(&self) -> bool {
+        self.groups.is_some() || self.status_classes
     }
 
     /// The route a template is recorded under: its group's, if any.

@@ -138,8 +138,8 @@ pub(crate) struct RequestStore {
     /// Route templates that are not recorded.
     skipped: Box<[Box<str>]>,
     labelling: Labelling,
-    /// Whether there is any labelling at all.
-    labelled: bool,
+    /// Whether the labelling folds routes or statuses.
+    folds: bool,
 }
 
 impl RequestStore {
@@ -162,13 +162,13 @@ impl RequestStore {
             panic_messages,
             skipped: Box::default(),
             labelling: Labelling::default(),
-            labelled: false,
+            folds: false,
         }
     }
 
     /// The same store, with the app's labels, groups and status classes.
     pub(crate) fn labelled(mut self, labelling: Labelling) -> Self {
-        self.labelled = labelling.is_on();
+        self.folds = labelling.folds();
         self.labelling = labelling;
         self
     }
@@ -203,34 +203,21 @@ impl RequestStore {
 
     /// Records a finished request.
     pub(crate) fn record(&self, observation: &Observation<'_>) {
-        if self.labelled {
-            self.record_labelled(observation);
-        } else {
-            self.record_as(&observation.key, false, observation);
-        }
-    }
-
-    /// Records a request under its route group, status class and the
-    /// app's labels: out of line, so that a store without them runs the
-    /// code it would run without this.
-    #[inline(never)]
-    fn record_labelled(&self, observation: &Observation<'_>) {
         let given = &observation.key;
-        let key = SeriesKey {
-            route: self.labelling.route(given.route),
-            status: self.labelling.status(given.status, given.error),
-            ..*given
+        let folded;
+        let key = if self.folds {
+            folded = SeriesKey {
+                route: self.labelling.route(given.route),
+                status: self.labelling.status(given.status, given.error),
+                ..*given
+            };
+            &folded
+        } else {
+            given
         };
-        self.record_as(&key, key.labels == OVERFLOW_LABELS, observation);
-    }
-
-    /// Records a request under `key`, or in the overflow series when the
-    /// key is new past the cap, or `past_cap` already.
-    #[inline(always)]
-    fn record_as(&self, key: &SeriesKey<&str>, past_cap: bool, observation: &Observation<'_>) {
         let make = || Series::new(&self.bounds);
         let record = |series: &Series| series.record(self, observation);
-        if past_cap || !self.series.with(key, make, record) {
+        if key.labels == OVERFLOW_LABELS || !self.series.with(key, make, record) {
             self.overflow.with(&key.overflow(), make, record);
         }
         if key.error.is_some() && self.recent_errors_capacity > 0 {
