@@ -352,6 +352,7 @@
   let lastErrors = '';
   let startedAt = null;
   let lastRoutes = '';
+  let lastLabels = '';
 
   function renderHealth(h) {
     const app = h.application || {};
@@ -389,6 +390,12 @@
     if (routesKey !== lastRoutes) {
       lastRoutes = routesKey;
       renderRoutes(routes);
+    }
+    const labels = app.labels || {};
+    const labelsKey = JSON.stringify(labels);
+    if (labelsKey !== lastLabels) {
+      lastLabels = labelsKey;
+      renderLabels(labels);
     }
     const errors = Array.isArray(app.recent_errors) ? app.recent_errors : [];
     const errorsKey = JSON.stringify(errors);
@@ -491,6 +498,30 @@
     byId('routes-body').replaceChildren(...rows);
     byId('routes-empty').hidden = names.length > 0;
     byId('routes-table').hidden = names.length === 0;
+  }
+
+  /** The requests per value of each of the app's own labels. */
+  function renderLabels(labels) {
+    const rows = [];
+    for (const name of Object.keys(labels).sort()) {
+      const values = labels[name] || {};
+      for (const value of Object.keys(values).sort()) {
+        const v = values[value];
+        const row = make('tr');
+        row.dataset.label = name + '=' + value;
+        const requests = make('td', 'num', fmtInt(v.requests));
+        requests.dataset.field = 'requests';
+        row.append(
+          make('td', 'label-name', name),
+          make('td', 'label-value', value),
+          requests,
+          make('td', 'num' + (v.errors > 0 ? ' bad' : ''), fmtInt(v.errors)),
+        );
+        rows.push(row);
+      }
+    }
+    byId('labels-body').replaceChildren(...rows);
+    byId('labels-table').hidden = rows.length === 0;
   }
 
   function renderErrors(errors) {

@@ -1,11 +1,12 @@
 //! The service's own view: the tokio runtime (nothing to do), the app's
 //! business metrics through the `metrics` facade, a health check of a
-//! dependency with the probes of an orchestrator, and a route left
-//! unrecorded.
+//! dependency with the probes of an orchestrator, a request label of the
+//! app's own, and a route left unrecorded.
 //!
 //! ```text
 //! cargo run --example service_view
 //! curl -s 127.0.0.1:3000/orders -X POST && curl -s 127.0.0.1:3000/metrics | grep -E 'shop|tokio|check'
+//! curl -s 127.0.0.1:3000/orders -X POST -H 'x-channel: app' && curl -s 127.0.0.1:3000/metrics | grep channel
 //! curl -si 127.0.0.1:3000/readyz      # 503 while the "payments" dependency is down
 //! ```
 
@@ -26,6 +27,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .service_name("shop")
         // Not recorded: browsers ask for it, and it says nothing of the shop.
         .skip_routes(["/favicon.ico"])
+        // Each request series by the channel the order came from: a label
+        // from a fixed set, never the header's raw value.
+        .request_label("channel", |request| {
+            let app = request.headers.get("x-channel")? == "app";
+            Some(if app { "app" } else { "web" })
+        })
         .health_check("payments", move || async move {
             if payments_up() {
                 Ok(())

@@ -6,7 +6,7 @@ use crate::error::BuildError;
 use crate::model::exemplar::ExemplarFilter;
 use crate::model::histogram::Bounds;
 use crate::source::Service;
-use crate::sources::requests::RequestBounds;
+use crate::sources::requests::{LabelSettings, RequestBounds};
 
 /// Largest accepted `max_series`.
 const MAX_SERIES_LIMIT: usize = 100_000;
@@ -48,6 +48,8 @@ pub(crate) struct Settings {
     /// `None`: `OTEL_METRICS_EXEMPLAR_FILTER` decides.
     pub(crate) exemplar_filter: Option<ExemplarFilter>,
     pub(crate) max_scrapes_in_flight: usize,
+    /// The app's request labels, route groups and status classes.
+    pub(crate) labels: LabelSettings,
 }
 
 impl Default for Settings {
@@ -68,6 +70,7 @@ impl Default for Settings {
             skip_routes: Vec::new(),
             exemplar_filter: None,
             max_scrapes_in_flight: 4,
+            labels: LabelSettings::default(),
         }
     }
 }

@@ -44,6 +44,7 @@ pub use crate::sources::checks::CheckOptions;
 #[doc(inline)]
 pub use crate::sources::facade::{MetricMatcher, MetricsRecorder};
 use crate::sources::requests::RequestStore;
+pub use crate::sources::requests::{RequestHead, ResponseHead};
 
 /// A handle on one service's observability. Cheap to clone: every clone
 /// shares the same recorded state.

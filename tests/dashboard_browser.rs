@@ -43,6 +43,8 @@ const XSS_IN_PATH: &str = "<img src=x onerror=window.__xss=1>";
 const XSS_IN_PATH_ENCODED: &str = "%3Cimg%20src=x%20onerror=window.__xss=1%3E";
 /// Markup in a panic message.
 const XSS_IN_PANIC: &str = r#"<img src=x onerror="window.__xss=1"><script>alert(1)</script>"#;
+/// Markup in a value of one of the app's labels.
+const XSS_IN_LABEL: &str = r#"<img src=x onerror="window.__xss=3">gold"#;
 /// Markup in a failing health check's reason.
 const XSS_IN_CHECK: &str = r#"<img src=x onerror="window.__xss=2">refused"#;
 
@@ -255,6 +257,9 @@ async fn the_page_shows_the_health_figures_safely_at_both_sizes() {
         .path_prefix("/ops")
         .bearer_token(TOKEN)
         .health_check("queue", || async { Ok::<(), String>(()) })
+        .request_label("tier", |request| {
+            (request.uri.path() == "/slow").then_some(XSS_IN_LABEL)
+        })
         .health_check_with("cache", not_critical, || async {
             Err::<(), _>(XSS_IN_CHECK)
         })
@@ -325,6 +330,15 @@ async fn the_page_shows_the_health_figures_safely_at_both_sizes() {
         .collect();
     assert_eq!(shown_routes, health_routes, "requests per route");
     assert_eq!(health_routes["/xss/{item}"], 1);
+
+    // The app's labels, with markup in a value shown as text.
+    let tier = &application["labels"]["tier"][XSS_IN_LABEL];
+    let shown_tier = &shown["labels"][format!("tier={XSS_IN_LABEL}")];
+    assert_eq!(tier["requests"], 3, "the /slow requests");
+    assert_eq!(shown_count(shown_tier), 3);
+    let labels_text = shown["labels_text"].as_str().unwrap();
+    assert!(labels_text.contains(XSS_IN_LABEL), "{labels_text}");
+    assert_eq!(shown["labels_markup"], 0, "no element came from a label");
 
     // Markup in errors is text, and nothing ran.
     let errors_text = shown["recent_errors_text"].as_str().unwrap();

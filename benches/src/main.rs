@@ -46,7 +46,11 @@
 //!
 //! The in-process variant `serverwatch-no-runtime` is `serverwatch` with
 //! `runtime_metrics(false)`: the runtime's figures are read only by the
-//! views, so the request path must cost the same.
+//! views, so the request path must cost the same. `serverwatch-request-label`
+//! and `serverwatch-response-label` add one label of the app's (a function
+//! that returns a constant, so that what is measured is serverwatch's share);
+//! `serverwatch-grouped-classes` groups `/items/{id}` and shows status
+//! classes.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -237,6 +241,21 @@ fn router(variant: &str) -> Result<Router, Box<dyn std::error::Error>> {
             .runtime_metrics(false)
             .build()?
             .instrument(app()),
+        // The app's own labels, groups and classes: each costs what the
+        // app's function does, plus at most one lookup.
+        "serverwatch-request-label" => serverwatch::ServerWatch::builder()
+            .request_label("tier", |_| Some("standard"))
+            .build()?
+            .instrument(app()),
+        "serverwatch-response-label" => serverwatch::ServerWatch::builder()
+            .response_label("cache", |_| Some("miss"))
+            .build()?
+            .instrument(app()),
+        "serverwatch-grouped-classes" => serverwatch::ServerWatch::builder()
+            .group_routes("/items/*", ["/items/{id}"])
+            .status_code_classes(true)
+            .build()?
+            .instrument(app()),
         // Pushing every second to the OTLP receiver that benches/run starts.
         "serverwatch-otlp" => serverwatch::ServerWatch::builder()
             .otlp_endpoint(std::env::var("BENCH_OTLP_ENDPOINT").map_err(|_| "BENCH_OTLP_ENDPOINT is not set")?)
@@ -339,6 +358,9 @@ async fn in_process(requests: u64, only: Option<&str>) {
         "noop-traced",
         "serverwatch-traced",
         "serverwatch-no-runtime",
+        "serverwatch-request-label",
+        "serverwatch-response-label",
+        "serverwatch-grouped-classes",
         "axum-prometheus",
         "axum-otel-metrics",
     ];

@@ -8,6 +8,7 @@ mod metrics;
 mod mongodb;
 #[cfg(feature = "otlp")]
 mod otlp;
+mod requests;
 
 use std::sync::Arc;
 
@@ -465,7 +466,9 @@ impl Builder {
             let named = part.read_env(env)?;
             name_from_env = name_from_env.or(named);
         }
+        let labels = std::mem::take(&mut self.settings.labels);
         let config = self.settings.check(|| name_from_env)?;
+        let labelling = labels.check(config.max_series)?;
         let instruments: Vec<_> = crate::sources::instruments().collect();
         let disabled = config
             .disabled_instruments
@@ -503,7 +506,8 @@ impl Builder {
                 config.panic_messages,
             )
             .skipping(config.skip_routes)
-            .with_exemplar_filter(exemplar_filter),
+            .with_exemplar_filter(exemplar_filter)
+            .labelled(labelling),
         );
         let mut assembly = Assembly {
             max_series: config.max_series,

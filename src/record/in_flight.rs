@@ -14,7 +14,8 @@ use super::body::ByteSink;
 use super::claim::Claim;
 use crate::model::exemplar::SpanIds;
 use crate::sources::requests::{
-    ErrorKind, Method, NO_STATUS, Observation, RequestStore, SeriesKey, UNMATCHED_ROUTE,
+    ErrorKind, LabelSetId, Method, NO_STATUS, Observation, RequestStore, ResponseHead, SeriesKey,
+    UNMATCHED_ROUTE,
 };
 
 /// The route template a request is recorded under.
@@ -62,6 +63,9 @@ pub(super) struct InFlight {
     store: Arc<RequestStore>,
     method: Method,
     route: Route,
+    /// The app's labels of the request (and of its response, once it has
+    /// one).
+    labels: LabelSetId,
     request_bytes: Option<Counter>,
     start: Instant,
     /// The sampled trace the request is handled in.
@@ -80,6 +84,7 @@ impl InFlight {
         store: Arc<RequestStore>,
         method: Method,
         route: Route,
+        labels: LabelSetId,
         request_bytes: Option<Counter>,
         claim: Option<Arc<Claim>>,
         skipped: bool,
@@ -92,12 +97,21 @@ impl InFlight {
             store,
             method,
             route,
+            labels,
             request_bytes,
             start: Instant::now(),
             span,
             recorded: false,
             claim,
             taken: skipped,
+        }
+    }
+
+    /// Adds the app's labels of `response`, if it has labels of responses.
+    fn label<B>(&mut self, response: &Response<B>) {
+        let labelling = self.store.labelling();
+        if labelling.on_responses() && !self.taken {
+            self.labels = labelling.of_response(self.labels, ResponseHead::from(response));
         }
     }
 
@@ -141,6 +155,7 @@ impl InFlight {
                 route: self.route.as_str(),
                 status,
                 error,
+                labels: self.labels,
             },
             duration_nanos: u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX),
             request_bytes,
@@ -185,6 +200,7 @@ impl Completion {
         mut self,
         response: &Response<B>,
     ) -> Option<Box<Self>> {
+        self.in_flight.label(response);
         match response.body().size_hint().exact() {
             Some(length) => {
                 self.response_bytes = length;

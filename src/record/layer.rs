@@ -18,7 +18,7 @@ use super::claim::{Claim, Claims};
 use super::future::ResponseFuture;
 use super::in_flight::{Counter, InFlight, Route, request_counter};
 use super::nested::NestedServices;
-use crate::sources::requests::{Method, RequestStore};
+use crate::sources::requests::{Method, NO_LABELS, RequestHead, RequestStore};
 
 /// Names the route template of a request, for stacks without axum's router.
 type RouteTemplate = Arc<dyn Fn(&request::Parts) -> Option<&'static str> + Send + Sync>;
@@ -255,11 +255,18 @@ impl<K> RequestMetricsLayer<K> {
             Claims::offer(request.extensions_mut(), Arc::clone(&claim));
             claim
         });
+        let labelling = self.store.labelling();
+        let labels = if labelling.on_requests() && !skipped {
+            labelling.of_request(RequestHead::from(&*request))
+        } else {
+            NO_LABELS
+        };
         let counter = request_counter(request.body());
         let in_flight = InFlight::new(
             Arc::clone(&self.store),
             method,
             route,
+            labels,
             counter.clone(),
             claim,
             skipped,

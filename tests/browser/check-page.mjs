@@ -34,6 +34,10 @@ function shownFigures() {
   for (const row of document.querySelectorAll('#routes-body tr')) {
     routes[row.dataset.route] = text(row.querySelector('[data-field="requests"]'));
   }
+  const labels = {};
+  for (const row of document.querySelectorAll('#labels-body tr')) {
+    labels[row.dataset.label] = text(row.querySelector('[data-field="requests"]'));
+  }
   return {
     status: field('status'),
     total_requests: field('total_requests'),
@@ -44,6 +48,9 @@ function shownFigures() {
     p95: field('p95'),
     p99: field('p99'),
     routes,
+    labels,
+    labels_text: text(document.getElementById('labels-body')),
+    labels_markup: document.querySelectorAll('#labels-body img, #labels-body script').length,
     recent_errors_text: text(document.getElementById('errors')),
     recent_errors_items: document.querySelectorAll('#error-list > li').length,
     recent_errors_markup: document.querySelectorAll('#error-list img, #error-list script').length,

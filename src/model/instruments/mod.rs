@@ -9,7 +9,11 @@
 
 pub(crate) mod runtime;
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use opentelemetry_semantic_conventions::{attribute as attr, metric};
+use parking_lot::Mutex;
 use prometheus_client::registry::Unit;
 
 /// How an instrument aggregates.
@@ -67,6 +71,26 @@ pub(crate) struct Attribute {
     pub(crate) prometheus: Option<&'static str>,
     #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) otel: &'static str,
+}
+
+impl Attribute {
+    /// The attribute of a key known only when the app runs (its own labels),
+    /// spelled on `/metrics` as `prometheus` makes it: made once per key in
+    /// the process and kept for its life, like a constant, as the exporters
+    /// read keys as `&'static`.
+    pub(crate) fn interned(otel: &str, prometheus: impl FnOnce(&str) -> String) -> &'static Self {
+        static INTERNED: OnceLock<Mutex<HashMap<String, &'static Attribute>>> = OnceLock::new();
+        let mut interned = INTERNED.get_or_init(Mutex::default).lock();
+        if let Some(attribute) = interned.get(otel) {
+            return attribute;
+        }
+        let attribute: &'static Self = Box::leak(Box::new(Self {
+            prometheus: Some(String::leak(prometheus(otel))),
+            otel: String::leak(otel.to_owned()),
+        }));
+        interned.insert(otel.to_owned(), attribute);
+        attribute
+    }
 }
 
 /// Definition of one metric.

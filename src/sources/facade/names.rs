@@ -146,7 +146,6 @@ struct Definition {
 }
 
 static INSTRUMENTS: OnceLock<Mutex<HashMap<Definition, &'static Instrument>>> = OnceLock::new();
-static ATTRIBUTES: OnceLock<Mutex<HashMap<String, &'static Attribute>>> = OnceLock::new();
 
 /// The instrument of the facade name `name`, made once per definition.
 pub(crate) fn instrument(
@@ -185,16 +184,7 @@ pub(crate) fn instrument(
 
 /// The attribute of the label key `key`, made once per key.
 pub(crate) fn attribute(key: &str) -> &'static Attribute {
-    let mut interned = ATTRIBUTES.get_or_init(Mutex::default).lock();
-    if let Some(attribute) = interned.get(key) {
-        return attribute;
-    }
-    let attribute: &'static Attribute = Box::leak(Box::new(Attribute {
-        prometheus: Some(String::leak(prometheus_label(key))),
-        otel: String::leak(key.to_owned()),
-    }));
-    interned.insert(key.to_owned(), attribute);
-    attribute
+    Attribute::interned(key, prometheus_label)
 }
 
 #[cfg(test)]

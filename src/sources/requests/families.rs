@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use super::labelling::Resolver;
 use super::{NO_STATUS, RequestStore, SeriesLabels, SeriesSnapshot};
 use crate::model::family::{Attributes, Family, Value, overflow_attributes};
 use crate::model::histogram::HistogramSnapshot;
@@ -16,7 +17,11 @@ type Pick = fn(&SeriesSnapshot) -> &HistogramSnapshot;
 impl Source for RequestStore {
     fn families(&self, wants: Wants<'_>, out: &mut Vec<Family>) {
         let series = self.snapshot();
-        let attributes: Vec<Attributes> = series.iter().map(|s| attributes(&s.labels)).collect();
+        let resolver = self.labelling.resolver();
+        let attributes: Vec<Attributes> = series
+            .iter()
+            .map(|s| self.attributes(&s.labels, &resolver))
+            .collect();
         let bounds = &self.bounds;
         let histograms: [(&'static Instrument, &Arc<[f64]>, Pick); 3] = [
             (
@@ -65,30 +70,36 @@ impl Source for RequestStore {
     }
 }
 
-fn attributes(labels: &SeriesLabels) -> Attributes {
-    let key = match labels {
-        SeriesLabels::Series(key) => key,
-        SeriesLabels::Overflow(key) => return overflow_attributes(key.error_type()),
-    };
-    let mut attributes = vec![
-        (
-            &i::HTTP_REQUEST_METHOD,
-            Value::Str(Cow::Borrowed(key.method.as_str())),
-        ),
-        (
-            &i::HTTP_ROUTE,
-            Value::Str(Cow::Owned(key.route.to_string())),
-        ),
-    ];
-    // Only a status that was sent (the semantic conventions' rule).
-    if key.status != NO_STATUS {
-        attributes.push((
-            &i::HTTP_RESPONSE_STATUS_CODE,
-            Value::Int(i64::from(key.status)),
-        ));
+impl RequestStore {
+    fn attributes(&self, labels: &SeriesLabels, resolver: &Resolver<'_>) -> Attributes {
+        let key = match labels {
+            SeriesLabels::Series(key) => key,
+            SeriesLabels::Overflow(key) => return overflow_attributes(key.error_type()),
+        };
+        let mut attributes = vec![
+            (
+                &i::HTTP_REQUEST_METHOD,
+                Value::Str(Cow::Borrowed(key.method.as_str())),
+            ),
+            (
+                &i::HTTP_ROUTE,
+                Value::Str(Cow::Owned(key.route.to_string())),
+            ),
+        ];
+        // Only a status that was sent (the semantic conventions' rule); a
+        // class is a string, on `/metrics` and over OTLP alike.
+        if key.status != NO_STATUS {
+            let status = match self.labelling.status_label(key.status) {
+                Some(class) => Value::Str(Cow::Owned(class)),
+                None => Value::Int(i64::from(key.status)),
+            };
+            attributes.push((&i::HTTP_RESPONSE_STATUS_CODE, status));
+        }
+        if let Some(error) = key.error_type() {
+            attributes.push((&i::ERROR_TYPE, Value::Str(error)));
+        }
+        let own = resolver.labels(key.labels).into_iter();
+        attributes.extend(own.map(|(name, value)| (name, Value::Str(Cow::Borrowed(value)))));
+        attributes
     }
-    if let Some(error) = key.error_type() {
-        attributes.push((&i::ERROR_TYPE, Value::Str(error)));
-    }
-    attributes
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::summary::RequestSummary;
 use super::{NO_STATUS, RecentError};
 use crate::model::family::percent;
-use crate::model::histogram::HistogramSnapshot;
+use crate::model::histogram::{HistogramSnapshot, Totals};
 
 #[derive(Debug, Serialize)]
 pub(crate) struct Application {
@@ -31,6 +31,9 @@ pub(crate) struct Application {
     pub(crate) latency: Latency,
     /// Per route template, all methods together.
     pub(crate) routes: BTreeMap<String, RouteFigures>,
+    /// Per label of the app's, per value; absent without them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) labels: BTreeMap<String, BTreeMap<String, RouteFigures>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -86,21 +89,30 @@ impl RequestSummary {
             endpoints: s.endpoints.clone(),
             recent_errors: s.recent_errors.iter().map(error_entry).collect(),
             latency: latency(&s.all.duration),
-            routes: s
-                .routes
+            routes: figures(&s.routes),
+            labels: s
+                .labels
                 .iter()
-                .map(|(route, t)| {
-                    let figures = RouteFigures {
-                        requests: t.requests(),
-                        errors: t.errors,
-                        average_response_time: t.duration.mean(),
-                        latency: latency(&t.duration),
-                    };
-                    (route.clone(), figures)
-                })
+                .map(|(name, values)| (name.clone(), figures(values)))
                 .collect(),
         }
     }
+}
+
+/// The figures of each of `totals`.
+fn figures(totals: &BTreeMap<String, Totals>) -> BTreeMap<String, RouteFigures> {
+    totals
+        .iter()
+        .map(|(key, t)| {
+            let figures = RouteFigures {
+                requests: t.requests(),
+                errors: t.errors,
+                average_response_time: t.duration.mean(),
+                latency: Latency::of(&t.duration),
+            };
+            (key.clone(), figures)
+        })
+        .collect()
 }
 
 fn error_entry(e: &RecentError) -> ErrorEntry {

@@ -3,9 +3,11 @@
 //! templates, so a client cannot mint label values.
 
 use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
 
 use hashbrown::Equivalent;
 
+use super::labelling::LabelSetId;
 use crate::model::series::ToKey;
 
 /// The `http.route` value of requests that matched no route. A raw path
@@ -113,12 +115,26 @@ pub(crate) const ABORTED: &str = "aborted";
 
 /// Labels of one series. `R` is `Box<str>` when stored and `&str` when
 /// looking up, so a lookup never allocates; both hash alike.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct SeriesKey<R = Box<str>> {
     pub(crate) method: Method,
     pub(crate) route: R,
     pub(crate) status: u16,
     pub(crate) error: Option<ErrorKind>,
+    /// The app's own labels, by number.
+    pub(crate) labels: LabelSetId,
+}
+
+impl<R: AsRef<str>> Hash for SeriesKey<R> {
+    /// The small fields as one word: one round of the hasher, not one per
+    /// field, on every request.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let error = self.error.map_or(0, |e| e as u64 + 1);
+        let status = u64::from(self.status);
+        let labels = u64::from(self.labels);
+        state.write_u64(self.method as u64 | status << 8 | error << 24 | labels << 32);
+        self.route.as_ref().hash(state);
+    }
 }
 
 impl<R> SeriesKey<R> {
@@ -149,6 +165,7 @@ impl ToKey<SeriesKey> for SeriesKey<&str> {
             route: self.route.into(),
             status: self.status,
             error: self.error,
+            labels: self.labels,
         }
     }
 }
@@ -158,6 +175,7 @@ impl Equivalent<SeriesKey> for SeriesKey<&str> {
         self.method == key.method
             && self.status == key.status
             && self.error == key.error
+            && self.labels == key.labels
             && *self.route == *key.route
     }
 }
@@ -207,6 +225,7 @@ mod tests {
             route: "/a",
             status,
             error,
+            labels: super::super::NO_LABELS,
         };
         assert_eq!(key(200, None).overflow(), key(404, None).overflow());
         let failed = key(503, Some(ErrorKind::ServerError)).overflow();

@@ -7,6 +7,7 @@
 
 mod families;
 mod health;
+mod labelling;
 mod labels;
 mod summary;
 
@@ -16,6 +17,8 @@ use std::time::SystemTime;
 
 use parking_lot::Mutex;
 
+pub(crate) use labelling::{LabelSetId, LabelSettings, Labelling, NO_LABELS, OVERFLOW_LABELS};
+pub use labelling::{RequestHead, ResponseHead};
 pub(crate) use labels::{
     ErrorKind, Method, NO_STATUS, OverflowKey, SeriesKey, UNMATCHED_ROUTE, status_key,
 };
@@ -136,6 +139,9 @@ pub(crate) struct RequestStore {
     skipped: Box<[Box<str>]>,
     /// Which requests may leave an exemplar.
     exemplar_filter: ExemplarFilter,
+    labelling: Labelling,
+    /// Whether the labelling folds routes or statuses.
+    folds: bool,
 }
 
 impl RequestStore {
@@ -158,6 +164,8 @@ impl RequestStore {
             panic_messages,
             skipped: Box::default(),
             exemplar_filter: ExemplarFilter::default(),
+            labelling: Labelling::default(),
+            folds: false,
         }
     }
 
@@ -170,6 +178,18 @@ impl RequestStore {
     /// Which requests may leave an exemplar.
     pub(crate) fn exemplar_filter(&self) -> ExemplarFilter {
         self.exemplar_filter
+    }
+
+    /// The same store, with the app's labels, groups and status classes.
+    pub(crate) fn labelled(mut self, labelling: Labelling) -> Self {
+        self.folds = labelling.folds();
+        self.labelling = labelling;
+        self
+    }
+
+    /// The app's labels, groups and status classes.
+    pub(crate) fn labelling(&self) -> &Labelling {
+        &self.labelling
     }
 
     /// The same store, recording nothing of the routes whose templates are
@@ -197,18 +217,30 @@ impl RequestStore {
 
     /// Records a finished request.
     pub(crate) fn record(&self, observation: &Observation<'_>) {
+        let given = &observation.key;
+        let folded;
+        let key = if self.folds {
+            folded = SeriesKey {
+                route: self.labelling.route(given.route),
+                status: self.labelling.status(given.status, given.error),
+                ..*given
+            };
+            &folded
+        } else {
+            given
+        };
         let make = || Series::new(&self.bounds);
         let record = |series: &Series| series.record(self, observation);
-        if !self.series.with(&observation.key, make, record) {
-            self.overflow
-                .with(&observation.key.overflow(), make, record);
+        if key.labels == OVERFLOW_LABELS || !self.series.with(key, make, record) {
+            self.overflow.with(&key.overflow(), make, record);
         }
-        if observation.key.error.is_some() && self.recent_errors_capacity > 0 {
-            self.push_error(observation);
+        if key.error.is_some() && self.recent_errors_capacity > 0 {
+            self.push_error(observation, key.route);
         }
     }
 
-    fn push_error(&self, observation: &Observation<'_>) {
+    /// Lists a failed request, under the `route` it is recorded under.
+    fn push_error(&self, observation: &Observation<'_>, route: &str) {
         let key = &observation.key;
         let message = match (observation.message, key.error) {
             (Some(_), Some(ErrorKind::Panic)) if !self.panic_messages => {
@@ -231,7 +263,7 @@ impl RequestStore {
         let entry = RecentError {
             time: SystemTime::now(),
             method: key.method,
-            route: key.route.to_owned(),
+            route: route.to_owned(),
             status: key.status,
             error: key.error.unwrap_or(ErrorKind::ServerError),
             message,
@@ -322,6 +354,7 @@ pub(crate) mod tests {
                 route,
                 status,
                 error: (status >= 500).then_some(ErrorKind::ServerError),
+                labels: NO_LABELS,
             },
             duration_nanos: millis * 1_000_000,
             request_bytes: 0,

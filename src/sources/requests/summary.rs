@@ -20,6 +20,8 @@ pub(crate) struct RequestSummary {
     pub(crate) endpoints: BTreeMap<String, u64>,
     /// Per route template, all methods together; `other` past the cap.
     pub(crate) routes: BTreeMap<String, Totals>,
+    /// Per label of the app's, per value; `other` past the cap.
+    pub(crate) labels: BTreeMap<String, BTreeMap<String, Totals>>,
     /// Newest first.
     pub(crate) recent_errors: Vec<RecentError>,
 }
@@ -28,12 +30,15 @@ impl RequestStore {
     /// Adds up every series.
     pub(crate) fn summary(&self) -> RequestSummary {
         let mut s = RequestSummary::default();
+        let resolver = self.labelling.resolver();
         for series in self.snapshot() {
             let d = &series.duration;
             let failed = series.labels.failed();
             let (status, endpoint, route) = match &series.labels {
                 SeriesLabels::Series(k) => (
-                    k.status_key(),
+                    self.labelling
+                        .status_label(k.status)
+                        .unwrap_or_else(|| k.status_key()),
                     format!("{} {}", k.method.as_str(), k.route),
                     k.route.to_string(),
                 ),
@@ -52,6 +57,17 @@ impl RequestStore {
             *s.status_codes.entry(status).or_default() += d.count;
             *s.endpoints.entry(endpoint).or_default() += d.count;
             s.routes.entry(route).or_default().add(d, failed);
+            let own = match &series.labels {
+                SeriesLabels::Series(k) => resolver.labels(k.labels),
+                SeriesLabels::Overflow(_) => {
+                    let names = resolver.attributes().iter();
+                    names.map(|name| (*name, OVERFLOW_LABEL)).collect()
+                }
+            };
+            for (name, value) in own {
+                let values = s.labels.entry(name.otel.to_owned()).or_default();
+                values.entry(value.to_owned()).or_default().add(d, failed);
+            }
         }
         s.recent_errors = self.recent_errors();
         s
