@@ -44,6 +44,9 @@ pub(crate) struct Settings {
     pub(crate) disabled_instruments: Vec<String>,
     /// Route templates that are not recorded.
     pub(crate) skip_routes: Vec<String>,
+    /// Labels on every series, in the order given.
+    pub(crate) constant_labels: Vec<(String, String)>,
+    pub(crate) otel_scope_labels: bool,
 }
 
 impl Default for Settings {
@@ -62,6 +65,8 @@ impl Default for Settings {
             response_body_size_buckets: None,
             disabled_instruments: Vec::new(),
             skip_routes: Vec::new(),
+            constant_labels: Vec::new(),
+            otel_scope_labels: false,
         }
     }
 }
@@ -81,6 +86,9 @@ pub(crate) struct Config {
     /// Names of instruments that exist.
     pub(crate) disabled_instruments: Vec<String>,
     pub(crate) skip_routes: Vec<String>,
+    /// `otel_scope_name` and `otel_scope_version` on every series of
+    /// `/metrics`.
+    pub(crate) otel_scope_labels: bool,
 }
 
 impl Settings {
@@ -145,6 +153,7 @@ impl Settings {
         if let Some(prefix) = &self.metric_prefix {
             check_metric_prefix(prefix)?;
         }
+        check_constant_labels(&self.constant_labels)?;
         if let Some(route) = self.skip_routes.iter().find(|r| !r.starts_with('/')) {
             return Err(BuildError::new(
                 "skip_routes",
@@ -200,6 +209,10 @@ impl Settings {
             service: Service {
                 name,
                 version: self.service_version,
+                // A random (version 4) UUID, as the semantic conventions
+                // recommend.
+                instance_id: uuid::Uuid::new_v4().to_string(),
+                constant_labels: self.constant_labels,
             },
             max_series: self.max_series,
             recent_errors: self.recent_errors,
@@ -211,8 +224,44 @@ impl Settings {
             metric_prefix: self.metric_prefix,
             bounds,
             skip_routes: self.skip_routes,
+            otel_scope_labels: self.otel_scope_labels,
         })
     }
+}
+
+/// The labels `/metrics` writes itself, beside serverwatch's own series'
+/// labels: a constant label of one of these names would clash.
+const EXPOSITION_LABELS: &[&str] = &["le", "quantile", "otel_scope_name", "otel_scope_version"];
+
+/// Constant labels as Prometheus wants them: each name a valid label name,
+/// not reserved (`__…`), not a label that serverwatch's series or the
+/// exposition already carry, and given once.
+fn check_constant_labels(labels: &[(String, String)]) -> Result<(), BuildError> {
+    for (n, (name, _)) in labels.iter().enumerate() {
+        let mut chars = name.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let reason = if !valid {
+            "must be a letter or '_' followed by letters, digits and underscores"
+        } else if name.starts_with("__") {
+            "must not start with \"__\": Prometheus reserves those names"
+        } else if EXPOSITION_LABELS.contains(&name.as_str())
+            || crate::sources::label_names().any(|l| l == name)
+        {
+            "is a label serverwatch's own series carry"
+        } else if labels[..n].iter().any(|(earlier, _)| earlier == name) {
+            "is given twice"
+        } else {
+            continue;
+        };
+        return Err(BuildError::new(
+            "constant_label",
+            format!("the name {name:?} {reason}"),
+        ));
+    }
+    Ok(())
 }
 
 /// A metric name prefix as Prometheus wants one: a letter, then letters,

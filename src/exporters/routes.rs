@@ -81,9 +81,10 @@ async fn metrics(State(endpoints): State<Arc<Endpoints>>, headers: HeaderMap) ->
     sources.refresh_in_background();
     prometheus::response(
         sources.read_families().await,
+        sources,
         endpoints.registry(),
         &headers,
-        endpoints.metric_prefix(),
+        endpoints.exposition(),
     )
 }
 

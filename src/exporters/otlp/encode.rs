@@ -9,8 +9,10 @@
 //! cumulative value of every delta point as the collector last took it, and
 //! sends the difference; a point that did not change is left out, as the
 //! OpenTelemetry SDKs do. A series new since then starts at that export's
-//! time (none of its observations is older); a failed export moves nothing,
-//! so the next one carries its share and deltas stay lossless.
+//! time (none of its observations is older), and so does one that started
+//! again since (a reset: all of it is new); a failed export moves nothing,
+//! so the next one carries its share and deltas stay lossless. A cumulative
+//! point starts at its series' start, as `/metrics` has it.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,8 +31,8 @@ use crate::model::exponential::MAX_EXPORTED_BUCKETS;
 use crate::model::family::{Family, Point, PointValue, Value};
 use crate::model::instruments::{Instrument, Kind};
 
-/// What is fixed per exporter: the resource, the start of the cumulative
-/// series, and how histograms are sent.
+/// What is fixed per exporter: the resource, the start of the first
+/// deltas, and how histograms are sent.
 #[derive(Debug, Clone)]
 pub(crate) struct Origin {
     pub(crate) resource: Vec<(String, String)>,
@@ -156,7 +158,7 @@ impl Encoder {
             let sent = if delta {
                 self.delta(i, point, now)
             } else {
-                Sent::cumulative(point, nanos(self.origin.start), now)
+                Sent::cumulative(point, now)
             };
             if sent.delta.as_ref().is_some_and(is_zero) {
                 sent.keep(baseline);
@@ -219,7 +221,9 @@ impl Encoder {
     /// The point as a delta from what the collector took.
     fn delta(&self, instrument: &Instrument, point: Point, now: u64) -> Sent {
         let key = key(instrument, &point);
-        let earlier = self.taken.values.get(&key);
+        let earlier = (point.start <= self.taken.time)
+            .then(|| self.taken.values.get(&key))
+            .flatten();
         Sent {
             start: self.taken.time,
             time: now,
@@ -288,9 +292,9 @@ struct Sent {
 }
 
 impl Sent {
-    fn cumulative(point: Point, start: u64, time: u64) -> Self {
+    fn cumulative(point: Point, time: u64) -> Self {
         Self {
-            start,
+            start: point.start,
             time,
             point,
             delta: None,

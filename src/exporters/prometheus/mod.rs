@@ -12,6 +12,7 @@
 //! written, with gzip), so a scrape never holds its whole text.
 
 mod collector;
+mod escaping;
 mod registry;
 
 pub(crate) use registry::families as registry_families;
@@ -30,7 +31,9 @@ use http_body::Frame;
 use crate::model::exemplar::Exemplar;
 use crate::model::family::{Family, PointValue, Value};
 use crate::model::histogram::HistogramSnapshot;
-use crate::model::instruments::{Instrument, Kind};
+use crate::model::instruments::{self as i, Instrument, Kind};
+use crate::source::Sources;
+use escaping::{Escaping, is_classic};
 
 /// Content type of the OpenMetrics text format.
 pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
@@ -54,21 +57,26 @@ impl Format {
     /// The format the `Accept` header prefers (highest `q`; on a tie,
     /// protobuf, then OpenMetrics), the classic text format when it names
     /// none of them (what curl and older scrapers get). Parsed here: three
-    /// media types with two parameters need no general content negotiation.
-    pub(crate) fn negotiate(accept: Option<&str>) -> Self {
+    /// media types with four parameters need no general content
+    /// negotiation. With it, the `escaping=` the chosen type asked for: only
+    /// the 1.0.0 text formats have one; protobuf keeps the classic names
+    /// (its names need no escaping, and a scraper that allows UTF-8 takes
+    /// classic ones) and says so.
+    pub(crate) fn negotiate(accept: Option<&str>) -> (Self, Option<Escaping>) {
         let Some(accept) = accept else {
-            return Format::Prometheus;
+            return (Format::Prometheus, None);
         };
         let rank = |f: Format| match f {
             Format::Protobuf => 2,
             Format::OpenMetrics => 1,
             Format::Prometheus => 0,
         };
-        let mut best: Option<(f64, Format)> = None;
+        let mut best: Option<(f64, Format, Option<Escaping>)> = None;
         for range in accept.split(',') {
             let mut parts = range.split(';').map(str::trim);
             let media = parts.next().unwrap_or_default().to_ascii_lowercase();
             let (mut q, mut proto, mut encoding) = (1.0, None, None);
+            let (mut version, mut escaping) = (None, None);
             for parameter in parts {
                 let (name, value) = parameter.split_once('=').unwrap_or((parameter, ""));
                 let value = value.trim().trim_matches('"');
@@ -76,6 +84,8 @@ impl Format {
                     "q" => q = value.parse().unwrap_or(0.0),
                     "proto" => proto = Some(value),
                     "encoding" => encoding = Some(value),
+                    "version" => version = Some(value),
+                    "escaping" => escaping = Escaping::parse(value),
                     _ => {}
                 }
             }
@@ -90,26 +100,54 @@ impl Format {
                 "text/plain" | "text/*" | "*/*" => Format::Prometheus,
                 _ => continue,
             };
+            let escaping = match format {
+                Format::Protobuf => escaping.map(|_| Escaping::Underscores),
+                _ if version == Some("1.0.0") => escaping,
+                _ => None,
+            };
             let better = match best {
                 None => q > 0.0,
-                Some((best_q, best_format)) => {
+                Some((best_q, best_format, _)) => {
                     q > best_q || (q == best_q && rank(format) > rank(best_format))
                 }
             };
             if better {
-                best = Some((q, format));
+                best = Some((q, format, escaping));
             }
         }
-        best.map_or(Format::Prometheus, |(_, format)| format)
+        best.map_or((Format::Prometheus, None), |(_, format, escaping)| {
+            (format, escaping)
+        })
     }
 
-    pub(crate) fn content_type(self) -> &'static str {
-        match self {
+    /// The `Content-Type` of the format, naming the escaping when one was
+    /// negotiated (the text format is then 1.0.0, which may quote names).
+    pub(crate) fn content_type(self, escaping: Option<Escaping>) -> HeaderValue {
+        let base = match self {
             Format::Protobuf => PROTOBUF_CONTENT_TYPE,
             Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
             Format::Prometheus => PROMETHEUS_CONTENT_TYPE,
-        }
+        };
+        let Some(escaping) = escaping else {
+            return HeaderValue::from_static(base);
+        };
+        let base = match self {
+            Format::Prometheus => "text/plain; version=1.0.0; charset=utf-8",
+            Format::Protobuf | Format::OpenMetrics => base,
+        };
+        HeaderValue::try_from(format!("{base}; escaping={}", escaping.as_str()))
+            .unwrap_or_else(|_| HeaderValue::from_static(base))
     }
+}
+
+/// The settings of `/metrics` beside the families.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Exposition {
+    /// Put before every serverwatch name, with `_`.
+    pub(crate) prefix: Option<String>,
+    /// `otel_scope_name` and `otel_scope_version` on every series but
+    /// `target_info`.
+    pub(crate) scope_labels: bool,
 }
 
 /// Whether the body is gzip-compressed.
@@ -159,50 +197,60 @@ impl Encoding {
 }
 
 /// The `/metrics` response to a scrape with these request headers: the
-/// text of `families`, written (and compressed) a chunk at a time as the
-/// connection takes it, with `prefix` and `_` before every name, then the
-/// app's own `registry` as it is.
+/// text of `families` and `target_info`, written (and compressed) a chunk at
+/// a time as the connection takes it, with the prefix and `_` before every
+/// name and the constant labels on every series, then the app's own
+/// `registry` as it is.
 pub(crate) fn response(
-    families: Vec<Family>,
+    mut families: Vec<Family>,
+    sources: &Sources,
     registry: Option<&prometheus_client::registry::Registry>,
     request: &HeaderMap,
-    prefix: Option<&str>,
+    exposition: &Exposition,
 ) -> Response {
     let text = |name| {
         request
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    let format = Format::negotiate(text(header::ACCEPT));
+    let (format, escaping) = Format::negotiate(text(header::ACCEPT));
     let encoding = Encoding::negotiate(text(header::ACCEPT_ENCODING));
     let theirs = registry
         .map(|r| registry::encode(r, format))
         .unwrap_or_default();
+    families.push(Family::new(&i::TARGET_INFO).number(sources.resource(), 1.0));
+    let labels = ExtraLabels::new(&sources.service.constant_labels, exposition.scope_labels);
     let body = match format {
         // A tenth of the text's size: encoded whole, compressed whole.
         Format::Protobuf => {
-            let mut bytes = collector::protobuf(families, prefix);
+            let mut bytes =
+                collector::protobuf(families, exposition.prefix.as_deref(), &labels);
             bytes.extend(theirs);
             Body::from(match encoding {
                 Encoding::Identity => bytes,
                 Encoding::Gzip => gzip(&bytes),
             })
         }
-        Format::OpenMetrics => Body::new(TextBody::new(
-            Text::new(families, TextFormat::OpenMetrics, prefix).then(theirs),
-            encoding,
-        )),
-        Format::Prometheus => Body::new(TextBody::new(
-            Text::new(families, TextFormat::Prometheus, prefix).then(theirs),
-            encoding,
-        )),
+        Format::OpenMetrics | Format::Prometheus => {
+            let text_format = if format == Format::OpenMetrics {
+                TextFormat::OpenMetrics
+            } else {
+                TextFormat::Prometheus
+            };
+            let spelling = Spelling::new(
+                exposition.prefix.as_deref(),
+                escaping.unwrap_or(Escaping::Underscores),
+                &labels,
+            );
+            Body::new(TextBody::new(
+                Text::new(families, text_format, spelling).then(theirs),
+                encoding,
+            ))
+        }
     };
     let mut response = body.into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
+    headers.insert(header::CONTENT_TYPE, format.content_type(escaping));
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     if let Some(encoding) = encoding.header() {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
@@ -288,30 +336,138 @@ impl http_body::Body for TextBody {
     }
 }
 
+/// The labels `/metrics` adds to every series: the constant labels, and
+/// the instrumentation scope's when asked (never on `target_info`, which
+/// is the resource's).
+#[derive(Debug)]
+pub(crate) struct ExtraLabels<'a> {
+    constant: &'a [(String, String)],
+    scope: bool,
+}
+
+impl<'a> ExtraLabels<'a> {
+    fn new(constant: &'a [(String, String)], scope: bool) -> Self {
+        Self { constant, scope }
+    }
+
+    /// The labels added to the series of `instrument`, in order.
+    pub(crate) fn of(&self, instrument: &Instrument) -> impl Iterator<Item = (&'a str, &'a str)> {
+        let scope = (self.scope && instrument.otel_name != i::TARGET_INFO.otel_name).then_some([
+            ("otel_scope_name", "serverwatch"),
+            ("otel_scope_version", env!("CARGO_PKG_VERSION")),
+        ]);
+        self.constant
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .chain(scope.into_iter().flatten())
+    }
+}
+
+/// How the names and labels of a text scrape are spelled.
+#[derive(Debug, Default)]
+struct Spelling {
+    /// Written before every name, with `_`.
+    prefix: Option<String>,
+    escaping: Escaping,
+    /// The added labels as label text, for every family but `target_info`,
+    /// and for `target_info`.
+    labels: Vec<u8>,
+    target_labels: Vec<u8>,
+}
+
+impl Spelling {
+    fn new(prefix: Option<&str>, escaping: Escaping, extra: &ExtraLabels<'_>) -> Self {
+        let text = |instrument: &Instrument| {
+            let mut out = Vec::new();
+            for (name, value) in extra.of(instrument) {
+                if !out.is_empty() {
+                    out.push(b',');
+                }
+                write_label_name(&mut out, &escaping.escape(name));
+                out.extend_from_slice(b"=\"");
+                escape_label(&mut out, value);
+                out.push(b'"');
+            }
+            out
+        };
+        Self {
+            prefix: prefix.map(|p| format!("{p}_")),
+            escaping,
+            labels: text(&i::BUILD_INFO),
+            target_labels: text(&i::TARGET_INFO),
+        }
+    }
+
+    /// The family name of `instrument`.
+    fn name(&self, instrument: &Instrument) -> Name {
+        let classic = instrument.prometheus_family();
+        let text = match &self.prefix {
+            Some(prefix) => self
+                .escaping
+                .name(&format!("{prefix}{}", instrument.otel_name), &format!("{prefix}{classic}"))
+                .into_owned(),
+            None => self.escaping.name(instrument.otel_name, &classic).into_owned(),
+        };
+        Name {
+            quoted: !is_classic(&text),
+            text,
+        }
+    }
+
+    /// Writes the labels of a point of `instrument` into `out`.
+    fn write_labels(
+        &self,
+        out: &mut Vec<u8>,
+        instrument: &Instrument,
+        attributes: &[(&'static crate::model::instruments::Attribute, Value)],
+    ) {
+        write_labels(out, attributes, self.escaping);
+        let extra = if instrument.otel_name == i::TARGET_INFO.otel_name {
+            &self.target_labels
+        } else {
+            &self.labels
+        };
+        if !extra.is_empty() {
+            if !out.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(extra);
+        }
+    }
+}
+
+/// A family name as written: quoted inside the braces when it is not a
+/// classic name (`{"http.server.request.duration_bucket",le="0.005"}`).
+#[derive(Debug, Clone, PartialEq)]
+struct Name {
+    text: String,
+    quoted: bool,
+}
+
 /// Where the text of a scrape is: the family and point written next.
 struct Text {
     families: Vec<Family>,
     format: TextFormat,
-    /// Written before every name, with `_`.
-    prefix: Option<String>,
+    spelling: Spelling,
     /// Text written as it is after the families (before `# EOF`).
     tail: Vec<u8>,
     family: usize,
     point: usize,
     /// Whether the current family's descriptor is written.
     described: bool,
-    /// The number points of the current family, added up per label set.
-    numbers: Vec<(Vec<u8>, f64)>,
+    /// The number points of the current family, added up per label set,
+    /// with the earliest start.
+    numbers: Vec<(Vec<u8>, f64, u64)>,
     buckets: Buckets,
     labels: Vec<u8>,
 }
 
 impl Text {
-    fn new(families: Vec<Family>, format: TextFormat, prefix: Option<&str>) -> Self {
+    fn new(families: Vec<Family>, format: TextFormat, spelling: Spelling) -> Self {
         Self {
             families,
             format,
-            prefix: prefix.map(|p| format!("{p}_")),
+            spelling,
             tail: Vec::new(),
             family: 0,
             point: 0,
@@ -331,12 +487,10 @@ impl Text {
     /// Writes on into `out` until it holds [`CHUNK`] bytes; false once
     /// everything is written.
     fn write(&mut self, out: &mut Vec<u8>) -> bool {
+        let openmetrics = self.format == TextFormat::OpenMetrics;
         while let Some(family) = self.families.get(self.family) {
             let instrument = family.instrument;
-            let name = match &self.prefix {
-                Some(prefix) => format!("{prefix}{}", instrument.prometheus_family()),
-                None => instrument.prometheus_family(),
-            };
+            let name = self.spelling.name(instrument);
             if !self.described {
                 write_descriptor(out, instrument, &name, self.format);
                 self.described = true;
@@ -347,42 +501,52 @@ impl Text {
                 }
                 self.point += 1;
                 self.labels.clear();
-                write_labels(&mut self.labels, &point.attributes);
+                self.spelling
+                    .write_labels(&mut self.labels, instrument, &point.attributes);
                 match &point.value {
                     // Points that differ only in attributes without a
                     // Prometheus label (`cpu.mode`) are one sample, added up.
                     PointValue::Number(v) => {
-                        match self.numbers.iter_mut().find(|(l, _)| *l == self.labels) {
-                            Some((_, sum)) => *sum += v,
-                            None => self.numbers.push((self.labels.clone(), *v)),
+                        match self.numbers.iter_mut().find(|(l, ..)| *l == self.labels) {
+                            Some((_, sum, start)) => {
+                                *sum += v;
+                                *start = (*start).min(point.start);
+                            }
+                            None => self.numbers.push((self.labels.clone(), *v, point.start)),
                         }
                     }
                     PointValue::Histogram { bounds, data } => {
                         self.buckets.prepare(&name, bounds);
-                        let exemplars = self.format == TextFormat::OpenMetrics;
-                        write_histogram(out, &name, &self.labels, &self.buckets, data, exemplars);
+                        write_histogram(out, &name, &self.labels, &self.buckets, data, openmetrics);
+                        if openmetrics {
+                            write_created(out, &name, &self.labels, point.start);
+                        }
                     }
                 }
             }
-            for (labels, value) in self.numbers.drain(..) {
+            for (labels, value, start) in self.numbers.drain(..) {
                 write_number(out, instrument.kind, &name, &labels, value);
+                if openmetrics && instrument.kind == Kind::Counter {
+                    write_created(out, &name, &labels, start);
+                }
             }
             self.family += 1;
             self.point = 0;
             self.described = false;
         }
         out.append(&mut self.tail);
-        if self.format == TextFormat::OpenMetrics {
+        if openmetrics {
             out.extend_from_slice(b"# EOF\n");
         }
         false
     }
 }
 
-/// `# HELP`, `# TYPE` and, in OpenMetrics, `# UNIT`. The classic format
-/// names counters and infos after their samples (`_total`, `_info`), has
-/// infos as gauges and no units.
-fn write_descriptor(out: &mut Vec<u8>, instrument: &Instrument, name: &str, format: TextFormat) {
+/// `# HELP`, `# TYPE` and, in OpenMetrics, `# UNIT` (when the name ends
+/// with the unit, as OpenMetrics wants). The classic format names counters
+/// and infos after their samples (`_total`, `_info`), has infos as gauges
+/// and no units.
+fn write_descriptor(out: &mut Vec<u8>, instrument: &Instrument, name: &Name, format: TextFormat) {
     let (suffix, kind) = match (format, instrument.kind) {
         (_, Kind::UpDownCounter | Kind::Gauge) => ("", "gauge"),
         (_, Kind::Histogram) => ("", "histogram"),
@@ -391,10 +555,20 @@ fn write_descriptor(out: &mut Vec<u8>, instrument: &Instrument, name: &str, form
         (TextFormat::Prometheus, Kind::Counter) => ("_total", "counter"),
         (TextFormat::Prometheus, Kind::Info) => ("_info", "gauge"),
     };
+    let write_family = |out: &mut Vec<u8>, suffix: &str| {
+        if name.quoted {
+            out.push(b'"');
+            escape_label(out, &name.text);
+            out.extend_from_slice(suffix.as_bytes());
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(name.text.as_bytes());
+            out.extend_from_slice(suffix.as_bytes());
+        }
+    };
     for (keyword, text) in [("# HELP ", None), ("# TYPE ", Some(kind))] {
         out.extend_from_slice(keyword.as_bytes());
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(suffix.as_bytes());
+        write_family(out, suffix);
         out.push(b' ');
         match text {
             Some(kind) => out.extend_from_slice(kind.as_bytes()),
@@ -402,9 +576,14 @@ fn write_descriptor(out: &mut Vec<u8>, instrument: &Instrument, name: &str, form
         }
         out.push(b'\n');
     }
-    if let (TextFormat::OpenMetrics, Some(unit)) = (format, instrument.unit.prometheus()) {
+    if let (TextFormat::OpenMetrics, Some(unit)) = (format, instrument.unit.prometheus())
+        && name
+            .text
+            .strip_suffix(unit.as_str())
+            .is_some_and(|rest| rest.ends_with('_'))
+    {
         out.extend_from_slice(b"# UNIT ");
-        out.extend_from_slice(name.as_bytes());
+        write_family(out, "");
         out.push(b' ');
         out.extend_from_slice(unit.as_str().as_bytes());
         out.push(b'\n');
@@ -423,10 +602,11 @@ fn escape_help(out: &mut Vec<u8>, help: &str) {
 }
 
 /// `key="value",…` of the attributes that are Prometheus labels, values
-/// escaped.
+/// escaped, keys spelled as `escaping` wants.
 fn write_labels(
     out: &mut Vec<u8>,
     attributes: &[(&'static crate::model::instruments::Attribute, Value)],
+    escaping: Escaping,
 ) {
     let mut first = true;
     for (attribute, value) in attributes {
@@ -437,13 +617,28 @@ fn write_labels(
             out.push(b',');
         }
         first = false;
-        out.extend_from_slice(key.as_bytes());
+        if escaping == Escaping::Underscores {
+            out.extend_from_slice(key.as_bytes());
+        } else {
+            write_label_name(out, &escaping.name(attribute.otel, key));
+        }
         out.extend_from_slice(b"=\"");
         match value {
             Value::Str(s) => escape_label(out, s),
             Value::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
             Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         }
+        out.push(b'"');
+    }
+}
+
+/// A label name, quoted when it is not a classic one.
+fn write_label_name(out: &mut Vec<u8>, name: &str) {
+    if is_classic(name) {
+        out.extend_from_slice(name.as_bytes());
+    } else {
+        out.push(b'"');
+        escape_label(out, name);
         out.push(b'"');
     }
 }
@@ -463,9 +658,22 @@ fn escape_label(out: &mut Vec<u8>, value: &str) {
     }
 }
 
-/// `name{labels}` or `name` when there are none.
-fn write_name(out: &mut Vec<u8>, name: &str, suffix: &str, labels: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
+/// `name{labels}`, `name` when there are none, `{"name",labels}` when the
+/// name is quoted.
+fn write_name(out: &mut Vec<u8>, name: &Name, suffix: &str, labels: &[u8]) {
+    if name.quoted {
+        out.extend_from_slice(b"{\"");
+        escape_label(out, &name.text);
+        out.extend_from_slice(suffix.as_bytes());
+        out.push(b'"');
+        if !labels.is_empty() {
+            out.push(b',');
+            out.extend_from_slice(labels);
+        }
+        out.push(b'}');
+        return;
+    }
+    out.extend_from_slice(name.text.as_bytes());
     out.extend_from_slice(suffix.as_bytes());
     if !labels.is_empty() {
         out.push(b'{');
@@ -474,15 +682,20 @@ fn write_name(out: &mut Vec<u8>, name: &str, suffix: &str, labels: &[u8]) {
     }
 }
 
-fn write_number(out: &mut Vec<u8>, kind: Kind, name: &str, labels: &[u8], value: f64) {
+fn write_number(out: &mut Vec<u8>, kind: Kind, name: &Name, labels: &[u8], value: f64) {
     match kind {
         Kind::Counter => write_name(out, name, "_total", labels),
         // An info's labels are its value; it is always 1.
-        Kind::Info => {
-            out.extend_from_slice(name.as_bytes());
+        Kind::Info if !name.quoted => {
+            out.extend_from_slice(name.text.as_bytes());
             out.extend_from_slice(b"_info{");
             out.extend_from_slice(labels);
             out.extend_from_slice(b"} 1\n");
+            return;
+        }
+        Kind::Info => {
+            write_name(out, name, "_info", labels);
+            out.extend_from_slice(b" 1\n");
             return;
         }
         _ => write_name(out, name, "", labels),
@@ -492,17 +705,32 @@ fn write_number(out: &mut Vec<u8>, kind: Kind, name: &str, labels: &[u8], value:
     out.push(b'\n');
 }
 
+/// `name_created{labels} seconds`: when the series started, in seconds
+/// since the Unix epoch, exact to the nanosecond.
+fn write_created(out: &mut Vec<u8>, name: &Name, labels: &[u8], start_nanos: u64) {
+    write_name(out, name, "_created", labels);
+    out.push(b' ');
+    out.extend_from_slice(itoa::Buffer::new().format(start_nanos / 1_000_000_000).as_bytes());
+    let mut fraction = *b".000000000\n";
+    let mut nanos = start_nanos % 1_000_000_000;
+    for digit in fraction[1..10].iter_mut().rev() {
+        *digit = b'0' + (nanos % 10) as u8;
+        nanos /= 10;
+    }
+    out.extend_from_slice(&fraction);
+}
+
 /// The start of each bucket line of a family, `name_bucket{le="…"`, made
 /// once per family.
 #[derive(Debug, Default)]
 struct Buckets {
     /// The family name and bounds the lines are for.
-    of: Option<(String, Arc<[f64]>)>,
+    of: Option<(Name, Arc<[f64]>)>,
     lines: Vec<Vec<u8>>,
 }
 
 impl Buckets {
-    fn prepare(&mut self, name: &str, bounds: &Arc<[f64]>) {
+    fn prepare(&mut self, name: &Name, bounds: &Arc<[f64]>) {
         if self
             .of
             .as_ref()
@@ -510,12 +738,17 @@ impl Buckets {
         {
             return;
         }
-        self.of = Some((name.to_owned(), Arc::clone(bounds)));
+        self.of = Some((name.clone(), Arc::clone(bounds)));
+        let text = &name.text;
         self.lines = bounds
             .iter()
             .map(|b| dtoa::Buffer::new().format(*b).to_owned())
             .chain(["+Inf".to_owned()])
-            .map(|le| format!("{name}_bucket{{le=\"{le}\"").into_bytes())
+            .map(|le| match name.quoted {
+                false => format!("{text}_bucket{{le=\"{le}\""),
+                true => format!("{{\"{text}_bucket\",le=\"{le}\""),
+            })
+            .map(String::into_bytes)
             .collect();
     }
 }
@@ -525,7 +758,7 @@ impl Buckets {
 /// OpenMetrics has them), a bucket's exemplar after its count.
 fn write_histogram(
     out: &mut Vec<u8>,
-    name: &str,
+    name: &Name,
     labels: &[u8],
     buckets: &Buckets,
     h: &HistogramSnapshot,
@@ -637,6 +870,7 @@ mod tests {
                     .map(|p| crate::model::family::Point {
                         attributes: p.attributes.clone(),
                         value: p.value.clone(),
+                        start: p.start,
                     })
                     .collect(),
             })
@@ -897,7 +1131,7 @@ mod tests {
         fn encode_registry(out: &mut String, families: &[Family], prefix: Option<&str>) {
             let mut registry = prefix.map_or_else(Registry::default, Registry::with_prefix);
             registry
-                .register_collector(Box::new(super::super::collector::Families(copy(families))));
+                .register_collector(Box::new(super::super::collector::Families::new(copy(families))));
             prometheus_client::encoding::text::encode_registry(out, &registry).unwrap();
         }
     }

@@ -25,7 +25,7 @@ use metrics::{
 };
 
 use crate::error::BuildError;
-use crate::model::family::Family;
+use crate::model::family::{Family, now_nanos};
 use crate::model::histogram::{AtomicHistogram, Bounds};
 use crate::model::instruments::{Instrument, Kind};
 use crate::model::series::SeriesSet;
@@ -140,6 +140,9 @@ enum Cell {
 struct Series {
     name: Arc<Name>,
     cell: Cell,
+    /// When the series was made, in nanoseconds since the Unix epoch: a
+    /// series made again is a new one, reset.
+    start: u64,
 }
 
 /// Every facade metric of one [`ServerWatch`](crate::ServerWatch).
@@ -209,6 +212,7 @@ impl FacadeStore {
             Arc::new(Series {
                 cell: Cell::new(&name),
                 name: Arc::clone(&name),
+                start: now_nanos(),
             })
         };
         let mut found = None;
