@@ -312,7 +312,7 @@ pub(crate) const BUILD_INFO: Instrument = Instrument {
 /// `target_info` on `/metrics`: the OTLP resource's attributes as labels,
 /// as the OpenTelemetry-Prometheus compatibility specification writes the
 /// resource. Not an instrument: OTLP sends the resource itself.
-pub(crate) const TARGET_INFO: Instrument = Instrument {
+pub(crate) static TARGET_INFO: Instrument = Instrument {
     otel_name: "target.info",
     prometheus_name: "target",
     unit: MetricUnit::Count("1"),
