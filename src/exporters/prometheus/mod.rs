@@ -398,15 +398,20 @@ impl Spelling {
         }
     }
 
-    /// The family name of `instrument`.
+    /// The family name of `instrument`: an info's without the `.info` that
+    /// its samples' `_info` repeats.
     fn name(&self, instrument: &Instrument) -> Name {
         let classic = instrument.prometheus_family();
+        let otel = match instrument.kind {
+            Kind::Info => instrument.otel_name.trim_end_matches(".info"),
+            _ => instrument.otel_name,
+        };
         let text = match &self.prefix {
             Some(prefix) => self
                 .escaping
-                .name(&format!("{prefix}{}", instrument.otel_name), &format!("{prefix}{classic}"))
+                .name(&format!("{prefix}{otel}"), &format!("{prefix}{classic}"))
                 .into_owned(),
-            None => self.escaping.name(instrument.otel_name, &classic).into_owned(),
+            None => self.escaping.name(otel, &classic).into_owned(),
         };
         Name {
             quoted: !is_classic(&text),

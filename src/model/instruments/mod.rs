@@ -313,7 +313,7 @@ pub(crate) const BUILD_INFO: Instrument = Instrument {
 /// as the OpenTelemetry-Prometheus compatibility specification writes the
 /// resource. Not an instrument: OTLP sends the resource itself.
 pub(crate) static TARGET_INFO: Instrument = Instrument {
-    otel_name: "target.info",
+    otel_name: "target",
     prometheus_name: "target",
     unit: MetricUnit::Count("1"),
     help: "Target metadata: the attributes of the OpenTelemetry resource.",
