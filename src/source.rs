@@ -189,8 +189,14 @@ impl Sources {
             (&i::SERVICE_NAME, text(&service.name)),
             (&i::SERVICE_VERSION, text(&service.version)),
             (&i::SERVICE_INSTANCE_ID, text(&service.instance_id)),
-            (&i::TELEMETRY_SDK_NAME, Value::Str(Cow::Borrowed("serverwatch"))),
-            (&i::TELEMETRY_SDK_LANGUAGE, Value::Str(Cow::Borrowed("rust"))),
+            (
+                &i::TELEMETRY_SDK_NAME,
+                Value::Str(Cow::Borrowed("serverwatch")),
+            ),
+            (
+                &i::TELEMETRY_SDK_LANGUAGE,
+                Value::Str(Cow::Borrowed("rust")),
+            ),
             (
                 &i::TELEMETRY_SDK_VERSION,
                 Value::Str(Cow::Borrowed(env!("CARGO_PKG_VERSION"))),

@@ -626,7 +626,11 @@ async fn deltas(protocol: OtlpProtocol) {
         .expect("the first export's CPU time");
     assert!((times[0].0..times[0].1).contains(&exporter_start));
     for (j, batch) in batches.iter().enumerate() {
-        let start = if j == 0 { exporter_start } else { times[j - 1].1 };
+        let start = if j == 0 {
+            exporter_start
+        } else {
+            times[j - 1].1
+        };
         for name in [DURATION, REQUEST_SIZE, "process.cpu.time"] {
             for p in batch
                 .metric(name)

@@ -149,7 +149,11 @@ async fn allow_utf_8_keeps_the_opentelemetry_names_and_says_so() {
         count(&duration.samples, "http.server.request.duration_count"),
         Some(3.0)
     );
-    assert!(families.iter().any(|f| f.name == "target" && f.kind == "info"));
+    assert!(
+        families
+            .iter()
+            .any(|f| f.name == "target" && f.kind == "info")
+    );
 
     let utf8_text = "text/plain;version=1.0.0;escaping=allow-utf-8";
     let (content_type, text) = scrape_text(app.addr, Some(utf8_text)).await;
@@ -274,7 +278,9 @@ async fn every_counter_and_histogram_has_its_start_in_openmetrics_and_protobuf()
     };
     let (_, items_start) = created
         .iter()
-        .find(|((family, labels), _)| family == "http_server_request_duration_seconds" && items(labels))
+        .find(|((family, labels), _)| {
+            family == "http_server_request_duration_seconds" && items(labels)
+        })
         .expect("the /items/{id} series");
     assert!((before_traffic..=after_traffic).contains(items_start));
     let unauthorized = created
@@ -296,8 +302,8 @@ async fn every_counter_and_histogram_has_its_start_in_openmetrics_and_protobuf()
                 (_, Some(h)) => h.start_timestamp.as_ref(),
                 _ => continue,
             };
-            let timestamp = timestamp
-                .unwrap_or_else(|| panic!("{} without a created timestamp", family.name));
+            let timestamp =
+                timestamp.unwrap_or_else(|| panic!("{} without a created timestamp", family.name));
             let nanos = timestamp.seconds as u64 * 1_000_000_000 + timestamp.nanos as u64;
             let labels: BTreeMap<String, String> = metric
                 .label

@@ -572,7 +572,10 @@ mod tests {
             (label("le"), "constant_label"),
             (label("http_route"), "constant_label"),
             (label("otel_scope_name"), "constant_label"),
-            (label("region").constant_label("region", "y"), "constant_label"),
+            (
+                label("region").constant_label("region", "y"),
+                "constant_label",
+            ),
         ];
         for (builder, setting) in cases {
             let err = builder.build_with_env(&|_| None).unwrap_err();

@@ -124,10 +124,7 @@ mod tests {
         );
         assert_eq!(Escaping::AllowUtf8.escape(name), name);
         assert!(is_classic("a_b:c") && !is_classic("a.b") && !is_classic("1a"));
-        assert_eq!(
-            Escaping::parse("Allow-UTF-8"),
-            Some(Escaping::AllowUtf8)
-        );
+        assert_eq!(Escaping::parse("Allow-UTF-8"), Some(Escaping::AllowUtf8));
         assert_eq!(Escaping::parse("other"), None);
     }
 }

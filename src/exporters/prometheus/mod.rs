@@ -223,8 +223,7 @@ pub(crate) fn response(
     let body = match format {
         // A tenth of the text's size: encoded whole, compressed whole.
         Format::Protobuf => {
-            let mut bytes =
-                collector::protobuf(families, exposition.prefix.as_deref(), &labels);
+            let mut bytes = collector::protobuf(families, exposition.prefix.as_deref(), &labels);
             bytes.extend(theirs);
             Body::from(match encoding {
                 Encoding::Identity => bytes,
@@ -715,7 +714,11 @@ fn write_number(out: &mut Vec<u8>, kind: Kind, name: &Name, labels: &[u8], value
 fn write_created(out: &mut Vec<u8>, name: &Name, labels: &[u8], start_nanos: u64) {
     write_name(out, name, "_created", labels);
     out.push(b' ');
-    out.extend_from_slice(itoa::Buffer::new().format(start_nanos / 1_000_000_000).as_bytes());
+    out.extend_from_slice(
+        itoa::Buffer::new()
+            .format(start_nanos / 1_000_000_000)
+            .as_bytes(),
+    );
     let mut fraction = *b".000000000\n";
     let mut nanos = start_nanos % 1_000_000_000;
     for digit in fraction[1..10].iter_mut().rev() {
@@ -836,7 +839,10 @@ mod tests {
         encoding: Encoding,
         prefix: Option<&str>,
     ) -> Vec<u8> {
-        let mut body = TextBody::new(Text::new(copy(families), format, spelling(prefix)), encoding);
+        let mut body = TextBody::new(
+            Text::new(copy(families), format, spelling(prefix)),
+            encoding,
+        );
         let mut bytes = Vec::new();
         while let Some(chunk) = body.next_chunk() {
             assert!(!chunk.is_empty());
@@ -1027,7 +1033,12 @@ mod tests {
     /// text encoder does not write.
     fn without_created(text: &str) -> String {
         text.lines()
-            .filter(|l| !l.split(['{', ' ']).next().unwrap_or("").ends_with("_created"))
+            .filter(|l| {
+                !l.split(['{', ' '])
+                    .next()
+                    .unwrap_or("")
+                    .ends_with("_created")
+            })
             .map(|l| format!("{l}\n"))
             .collect()
     }
@@ -1152,8 +1163,9 @@ mod tests {
 
         fn encode_registry(out: &mut String, families: &[Family], prefix: Option<&str>) {
             let mut registry = prefix.map_or_else(Registry::default, Registry::with_prefix);
-            registry
-                .register_collector(Box::new(super::super::collector::Families::new(copy(families))));
+            registry.register_collector(Box::new(super::super::collector::Families::new(copy(
+                families,
+            ))));
             prometheus_client::encoding::text::encode_registry(out, &registry).unwrap();
         }
     }
