@@ -20,9 +20,9 @@ use crate::model::exemplar::Exemplar;
 use crate::model::exponential::{ExponentialSnapshot, MAX_EXPORTED_BUCKETS};
 use crate::model::family::{Family, PointValue, Value};
 use crate::model::histogram::HistogramSnapshot;
-use crate::model::instruments::{self as i, Instrument, Kind};
+use crate::model::instruments::Kind;
 
-use super::ExtraLabels;
+use super::{ExtraLabels, is_target_info};
 
 /// The width of the native histograms' zero bucket: the default of the Go
 /// client, far below any observation (1 ns, 1 byte), so that only zeros fall
@@ -61,8 +61,8 @@ pub(super) fn protobuf(
     let counter_starts = Arc::new(Mutex::new(Vec::new()));
     let collector = Families {
         families,
-        labels: owned_labels(extra, &i::BUILD_INFO),
-        target_labels: owned_labels(extra, &i::TARGET_INFO),
+        labels: owned_labels(extra, false),
+        target_labels: owned_labels(extra, true),
         counter_starts: Some(Arc::clone(&counter_starts)),
     };
     let mut registry = prefix.map_or_else(Registry::default, Registry::with_prefix);
@@ -121,10 +121,11 @@ fn timestamp(unix_nanos: u64) -> prost_types::Timestamp {
     }
 }
 
-/// The `extra` labels of `instrument`'s series, owned by the collector.
-fn owned_labels(extra: &ExtraLabels<'_>, instrument: &Instrument) -> Labels {
+/// The `extra` labels of every series, or of `target_info`'s, owned by
+/// the collector.
+fn owned_labels(extra: &ExtraLabels<'_>, target_info: bool) -> Labels {
     extra
-        .of(instrument)
+        .of(target_info)
         .map(|(k, v)| (Cow::Owned(k.to_owned()), Cow::Owned(v.to_owned())))
         .collect()
 }
@@ -159,7 +160,7 @@ type Labels = Vec<(Cow<'static, str>, Cow<'static, str>)>;
 impl Collector for Families {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         for family in &self.families {
-            let extra = if family.instrument.otel_name == i::TARGET_INFO.otel_name {
+            let extra = if is_target_info(family.instrument) {
                 &self.target_labels
             } else {
                 &self.labels

@@ -339,7 +339,7 @@ impl http_body::Body for TextBody {
 /// the instrumentation scope's when asked (never on `target_info`, which
 /// is the resource's).
 #[derive(Debug)]
-pub(crate) struct ExtraLabels<'a> {
+struct ExtraLabels<'a> {
     constant: &'a [(String, String)],
     scope: bool,
 }
@@ -349,9 +349,9 @@ impl<'a> ExtraLabels<'a> {
         Self { constant, scope }
     }
 
-    /// The labels added to the series of `instrument`, in order.
-    pub(crate) fn of(&self, instrument: &Instrument) -> impl Iterator<Item = (&'a str, &'a str)> {
-        let scope = (self.scope && instrument.otel_name != i::TARGET_INFO.otel_name).then_some([
+    /// The labels added to every series, or to `target_info`'s, in order.
+    fn of(&self, target_info: bool) -> impl Iterator<Item = (&'a str, &'a str)> {
+        let scope = (self.scope && !target_info).then_some([
             ("otel_scope_name", "serverwatch"),
             ("otel_scope_version", env!("CARGO_PKG_VERSION")),
         ]);
@@ -360,6 +360,12 @@ impl<'a> ExtraLabels<'a> {
             .map(|(name, value)| (name.as_str(), value.as_str()))
             .chain(scope.into_iter().flatten())
     }
+}
+
+/// Whether the family is `target_info`, the resource's: it carries the
+/// constant labels only.
+fn is_target_info(instrument: &Instrument) -> bool {
+    std::ptr::eq(instrument, &i::TARGET_INFO)
 }
 
 /// How the names and labels of a text scrape are spelled.
@@ -376,9 +382,9 @@ struct Spelling {
 
 impl Spelling {
     fn new(prefix: Option<&str>, escaping: Escaping, extra: &ExtraLabels<'_>) -> Self {
-        let text = |instrument: &Instrument| {
+        let text = |target_info| {
             let mut out = Vec::new();
-            for (name, value) in extra.of(instrument) {
+            for (name, value) in extra.of(target_info) {
                 if !out.is_empty() {
                     out.push(b',');
                 }
@@ -392,8 +398,8 @@ impl Spelling {
         Self {
             prefix: prefix.map(|p| format!("{p}_")),
             escaping,
-            labels: text(&i::BUILD_INFO),
-            target_labels: text(&i::TARGET_INFO),
+            labels: text(false),
+            target_labels: text(true),
         }
     }
 
@@ -426,7 +432,7 @@ impl Spelling {
         attributes: &[(&'static crate::model::instruments::Attribute, Value)],
     ) {
         write_labels(out, attributes, self.escaping);
-        let extra = if instrument.otel_name == i::TARGET_INFO.otel_name {
+        let extra = if is_target_info(instrument) {
             &self.target_labels
         } else {
             &self.labels
