@@ -95,18 +95,21 @@ impl Family {
     }
 }
 
-/// Now, in nanoseconds since the Unix epoch: the start of a series made now.
-pub(crate) fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+/// The start of a series made now, in nanoseconds since the Unix epoch,
+/// floored to the millisecond: as precise as a start needs to be, and far
+/// cheaper to compress, as each `/metrics` scrape writes every start.
+pub(crate) fn start_now() -> u64 {
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 1_000_000)
+    });
+    millis * 1_000_000
 }
 
 /// When serverwatch started watching this process, in nanoseconds since
 /// the Unix epoch (fixed when the first set of sources is made): the start
 /// of gauges and of the series that keep none.
 pub(crate) fn process_start() -> u64 {
-    static START: LazyLock<u64> = LazyLock::new(now_nanos);
+    static START: LazyLock<u64> = LazyLock::new(start_now);
     *START
 }
 

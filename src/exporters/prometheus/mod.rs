@@ -725,13 +725,19 @@ fn write_created(out: &mut Vec<u8>, name: &Name, labels: &[u8], start_nanos: u64
             .format(start_nanos / 1_000_000_000)
             .as_bytes(),
     );
-    let mut fraction = *b".000000000\n";
+    let mut fraction = *b".000000000";
     let mut nanos = start_nanos % 1_000_000_000;
-    for digit in fraction[1..10].iter_mut().rev() {
+    for digit in fraction[1..].iter_mut().rev() {
         *digit = b'0' + (nanos % 10) as u8;
         nanos /= 10;
     }
-    out.extend_from_slice(&fraction);
+    // The trailing zeros left out: starts are whole milliseconds.
+    let digits = fraction[1..]
+        .iter()
+        .rposition(|&d| d != b'0')
+        .map_or(1, |last| last + 1);
+    out.extend_from_slice(&fraction[..=digits]);
+    out.push(b'\n');
 }
 
 /// The start of each bucket line of a family, `name_bucket{le="…"`, made

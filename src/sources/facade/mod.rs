@@ -25,7 +25,7 @@ use metrics::{
 };
 
 use crate::error::BuildError;
-use crate::model::family::{Family, now_nanos};
+use crate::model::family::{Family, start_now};
 use crate::model::histogram::{AtomicHistogram, Bounds};
 use crate::model::instruments::{Instrument, Kind};
 use crate::model::series::SeriesSet;
@@ -212,7 +212,7 @@ impl FacadeStore {
             Arc::new(Series {
                 cell: Cell::new(&name),
                 name: Arc::clone(&name),
-                start: now_nanos(),
+                start: start_now(),
             })
         };
         let mut found = None;

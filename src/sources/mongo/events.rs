@@ -14,7 +14,7 @@ use mongodb::event::command::CommandEvent;
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use super::instruments::DB_DURATION_BOUNDS_SECONDS;
-use crate::model::family::now_nanos;
+use crate::model::family::start_now;
 use crate::model::histogram::{AtomicHistogram, Bounds, HistogramSnapshot};
 use crate::model::series::SeriesSet;
 
@@ -69,7 +69,7 @@ struct Operation {
 impl Operation {
     fn new(bounds: &Bounds) -> Self {
         Self {
-            start: now_nanos(),
+            start: start_now(),
             duration: AtomicHistogram::new(bounds),
         }
     }
@@ -249,7 +249,7 @@ impl DriverMetrics {
             max: AtomicI64::new(i64::from(DEFAULT_MAX_POOL_SIZE)),
             create_time: AtomicHistogram::new(&self.bounds),
             wait_time: AtomicHistogram::new(&self.bounds),
-            start: now_nanos(),
+            start: start_now(),
         });
         pools.push((name.to_owned(), Arc::clone(&pool)));
         pool

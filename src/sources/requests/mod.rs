@@ -21,7 +21,7 @@ pub(crate) use labels::{
 };
 
 use crate::model::exemplar::SpanIds;
-use crate::model::family::now_nanos;
+use crate::model::family::start_now;
 use crate::model::histogram::{AtomicHistogram, Bounds, HistogramSnapshot};
 use crate::model::instruments::{BODY_SIZE_BOUNDS_BYTES, DURATION_BOUNDS_SECONDS};
 
@@ -265,7 +265,7 @@ impl RequestStore {
 impl Series {
     fn new(bounds: &RequestBounds) -> Self {
         Self {
-            start: now_nanos(),
+            start: start_now(),
             duration: AtomicHistogram::new(&bounds.duration),
             request_size: AtomicHistogram::new(&bounds.request_size),
             response_size: AtomicHistogram::new(&bounds.response_size),
