@@ -470,6 +470,8 @@ struct Text {
     numbers: Vec<(Vec<u8>, f64, u64)>,
     buckets: Buckets,
     labels: Vec<u8>,
+    /// Reused by [`write_histogram`].
+    scratch: Vec<u8>,
 }
 
 impl Text {
@@ -485,6 +487,7 @@ impl Text {
             numbers: Vec::new(),
             buckets: Buckets::default(),
             labels: Vec::with_capacity(256),
+            scratch: Vec::with_capacity(256),
         }
     }
 
@@ -527,7 +530,15 @@ impl Text {
                     }
                     PointValue::Histogram { bounds, data } => {
                         self.buckets.prepare(&name, bounds);
-                        write_histogram(out, &name, &self.labels, &self.buckets, data, openmetrics);
+                        write_histogram(
+                            out,
+                            &name,
+                            &self.labels,
+                            &self.buckets,
+                            data,
+                            openmetrics,
+                            &mut self.scratch,
+                        );
                         if openmetrics {
                             write_created(out, &name, &self.labels, point.start);
                         }
@@ -783,6 +794,7 @@ fn write_histogram(
     buckets: &Buckets,
     h: &HistogramSnapshot,
     exemplars: bool,
+    scratch: &mut Vec<u8>,
 ) {
     write_name(out, name, "_sum", labels);
     out.push(b' ');
@@ -792,16 +804,20 @@ fn write_histogram(
     out.push(b' ');
     out.extend_from_slice(itoa::Buffer::new().format(h.count).as_bytes());
     out.push(b'\n');
+    // What follows `le="…"` on every bucket line, made once: a copy per
+    // line where there were three.
+    scratch.clear();
+    if !labels.is_empty() {
+        scratch.push(b',');
+        scratch.extend_from_slice(labels);
+    }
+    scratch.extend_from_slice(b"} ");
     let mut cumulative = 0u64;
     let mut number = itoa::Buffer::new();
     for (bucket, (line, n)) in buckets.lines.iter().zip(&h.buckets).enumerate() {
         cumulative += n;
         out.extend_from_slice(line);
-        if !labels.is_empty() {
-            out.push(b',');
-            out.extend_from_slice(labels);
-        }
-        out.extend_from_slice(b"} ");
+        out.extend_from_slice(scratch);
         out.extend_from_slice(number.format(cumulative).as_bytes());
         if let Some(Some(exemplar)) = exemplars.then(|| h.exemplars.get(bucket)).flatten() {
             write_exemplar(out, exemplar);
