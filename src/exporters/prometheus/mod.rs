@@ -736,18 +736,33 @@ fn write_created(out: &mut Vec<u8>, name: &Name, labels: &[u8], start_nanos: u64
             .format(start_nanos / 1_000_000_000)
             .as_bytes(),
     );
-    let mut fraction = *b".000000000";
-    let mut nanos = start_nanos % 1_000_000_000;
-    for digit in fraction[1..].iter_mut().rev() {
-        *digit = b'0' + (nanos % 10) as u8;
-        nanos /= 10;
+    let fraction = start_nanos % 1_000_000_000;
+    if fraction % 1_000_000 == 0 {
+        // Whole milliseconds, as series start: three digits at most, the
+        // trailing zeros left out.
+        let ms = fraction / 1_000_000;
+        let digits = [
+            b'.',
+            b'0' + (ms / 100) as u8,
+            b'0' + (ms / 10 % 10) as u8,
+            b'0' + (ms % 10) as u8,
+        ];
+        let len = match ms {
+            _ if ms % 100 == 0 => 2,
+            _ if ms % 10 == 0 => 3,
+            _ => 4,
+        };
+        out.extend_from_slice(&digits[..len]);
+    } else {
+        let mut digits = *b".000000000";
+        let mut rest = fraction;
+        for digit in digits[1..].iter_mut().rev() {
+            *digit = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        let last = digits[1..].iter().rposition(|&d| d != b'0').unwrap_or(0);
+        out.extend_from_slice(&digits[..last + 2]);
     }
-    // The trailing zeros left out: starts are whole milliseconds.
-    let digits = fraction[1..]
-        .iter()
-        .rposition(|&d| d != b'0')
-        .map_or(1, |last| last + 1);
-    out.extend_from_slice(&fraction[..=digits]);
     out.push(b'\n');
 }
 
@@ -1130,6 +1145,28 @@ mod tests {
         }
         assert!(chunks > 2, "{chunks} chunks");
         assert_both_formats_match_the_reference(&families, None);
+    }
+
+    #[test]
+    fn created_is_the_start_in_seconds_exact_to_the_nanosecond() {
+        let name = Name {
+            text: "x".into(),
+            quoted: false,
+        };
+        for (nanos, want) in [
+            (1_700_000_000_000_000_000, "x_created 1700000000.0\n"),
+            (1_700_000_000_250_000_000, "x_created 1700000000.25\n"),
+            (1_700_000_000_007_000_000, "x_created 1700000000.007\n"),
+            (
+                1_700_000_000_000_000_123,
+                "x_created 1700000000.000000123\n",
+            ),
+            (1_700_000_000_120_450_000, "x_created 1700000000.12045\n"),
+        ] {
+            let mut out = Vec::new();
+            write_created(&mut out, &name, b"", nanos);
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
     }
 
     #[test]
