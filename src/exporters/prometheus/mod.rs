@@ -737,7 +737,7 @@ fn write_created(out: &mut Vec<u8>, name: &Name, labels: &[u8], start_nanos: u64
             .as_bytes(),
     );
     let fraction = start_nanos % 1_000_000_000;
-    if fraction % 1_000_000 == 0 {
+    if fraction.is_multiple_of(1_000_000) {
         // Whole milliseconds, as series start: three digits at most, the
         // trailing zeros left out.
         let ms = fraction / 1_000_000;
@@ -748,8 +748,8 @@ fn write_created(out: &mut Vec<u8>, name: &Name, labels: &[u8], start_nanos: u64
             b'0' + (ms % 10) as u8,
         ];
         let len = match ms {
-            _ if ms % 100 == 0 => 2,
-            _ if ms % 10 == 0 => 3,
+            _ if ms.is_multiple_of(100) => 2,
+            _ if ms.is_multiple_of(10) => 3,
             _ => 4,
         };
         out.extend_from_slice(&digits[..len]);
