@@ -1,12 +1,12 @@
 //! The service's own view: the tokio runtime (nothing to do), the app's
 //! business metrics through the `metrics` facade, a health check of a
-//! dependency with the probes of an orchestrator, a request label of the
-//! app's own, and a route left unrecorded.
+//! dependency with the probes of an orchestrator, a constant label on every
+//! series, a request label of the app's own, and a route left unrecorded.
 //!
 //! ```text
 //! cargo run --example service_view
 //! curl -s 127.0.0.1:3000/orders -X POST && curl -s 127.0.0.1:3000/metrics | grep -E 'shop|tokio|check'
-//! curl -s 127.0.0.1:3000/orders -X POST -H 'x-channel: app' && curl -s 127.0.0.1:3000/metrics | grep channel
+//! curl -s 127.0.0.1:3000/orders -X POST -H 'x-channel: app' && curl -s 127.0.0.1:3000/metrics | grep -E 'channel|region'
 //! curl -si 127.0.0.1:3000/readyz      # 503 while the "payments" dependency is down
 //! ```
 
@@ -29,6 +29,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .skip_routes(["/favicon.ico"])
         // Each request series by the channel the order came from: a label
         // from a fixed set, never the header's raw value.
+        // On every series, and a resource attribute over OTLP.
+        .constant_label("region", "eu-west-1")
         .request_label("channel", |request| {
             let app = request.headers.get("x-channel")? == "app";
             Some(if app { "app" } else { "web" })

@@ -50,6 +50,9 @@ pub(crate) struct Settings {
     pub(crate) max_scrapes_in_flight: usize,
     /// The app's request labels, route groups and status classes.
     pub(crate) labels: LabelSettings,
+    /// Labels on every series, in the order given.
+    pub(crate) constant_labels: Vec<(String, String)>,
+    pub(crate) otel_scope_labels: bool,
 }
 
 impl Default for Settings {
@@ -71,6 +74,8 @@ impl Default for Settings {
             exemplar_filter: None,
             max_scrapes_in_flight: 4,
             labels: LabelSettings::default(),
+            constant_labels: Vec::new(),
+            otel_scope_labels: false,
         }
     }
 }
@@ -91,6 +96,9 @@ pub(crate) struct Config {
     pub(crate) disabled_instruments: Vec<String>,
     pub(crate) skip_routes: Vec<String>,
     pub(crate) max_scrapes_in_flight: usize,
+    /// `otel_scope_name` and `otel_scope_version` on every series of
+    /// `/metrics`.
+    pub(crate) otel_scope_labels: bool,
 }
 
 impl Settings {
@@ -161,6 +169,7 @@ impl Settings {
         if let Some(prefix) = &self.metric_prefix {
             check_metric_prefix(prefix)?;
         }
+        check_constant_labels(&self.constant_labels)?;
         if let Some(route) = self.skip_routes.iter().find(|r| !r.starts_with('/')) {
             return Err(BuildError::new(
                 "skip_routes",
@@ -216,6 +225,10 @@ impl Settings {
             service: Service {
                 name,
                 version: self.service_version,
+                // A random (version 4) UUID, as the semantic conventions
+                // recommend.
+                instance_id: uuid::Uuid::new_v4().to_string(),
+                constant_labels: self.constant_labels,
             },
             max_series: self.max_series,
             recent_errors: self.recent_errors,
@@ -228,6 +241,7 @@ impl Settings {
             bounds,
             skip_routes: self.skip_routes,
             max_scrapes_in_flight: self.max_scrapes_in_flight,
+            otel_scope_labels: self.otel_scope_labels,
         })
     }
 }
@@ -258,6 +272,61 @@ pub(crate) fn exemplar_filter(
             ),
         )),
     }
+}
+
+/// The labels `/metrics` writes itself, beside serverwatch's own series'
+/// labels: a constant label of one of these names would clash.
+const EXPOSITION_LABELS: &[&str] = &["le", "quantile", "otel_scope_name", "otel_scope_version"];
+
+/// A constant label and a request or response label of one name would
+/// give a series two values of one label.
+pub(crate) fn check_label_clash(
+    constant_labels: &[(String, String)],
+    labels: &LabelSettings,
+) -> Result<(), BuildError> {
+    let app_labels = (labels.request.iter().map(|(name, _)| name))
+        .chain(labels.response.iter().map(|(name, _)| name));
+    for app_label in app_labels {
+        let spelled = app_label.replace('.', "_");
+        if let Some((name, _)) = constant_labels.iter().find(|(n, _)| *n == spelled) {
+            return Err(BuildError::new(
+                "constant_label",
+                format!("the name {name:?} is also a request or response label"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Constant labels as Prometheus wants them: each name a valid label name,
+/// not reserved (`__…`), not a label that serverwatch's series or the
+/// exposition already carry, and given once.
+fn check_constant_labels(labels: &[(String, String)]) -> Result<(), BuildError> {
+    for (n, (name, _)) in labels.iter().enumerate() {
+        let mut chars = name.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let reason = if !valid {
+            "must be a letter or '_' followed by letters, digits and underscores"
+        } else if name.starts_with("__") {
+            "must not start with \"__\": Prometheus reserves those names"
+        } else if EXPOSITION_LABELS.contains(&name.as_str())
+            || crate::sources::label_names().any(|l| l == name)
+        {
+            "is a label serverwatch's own series carry"
+        } else if labels[..n].iter().any(|(earlier, _)| earlier == name) {
+            "is given twice"
+        } else {
+            continue;
+        };
+        return Err(BuildError::new(
+            "constant_label",
+            format!("the name {name:?} {reason}"),
+        ));
+    }
+    Ok(())
 }
 
 /// A metric name prefix as Prometheus wants one: a letter, then letters,

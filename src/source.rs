@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::model::family::{Family, Value};
+use crate::model::family::{Attributes, Family, Value, process_start};
 use crate::model::instruments::{self as i, Instrument};
 
 /// A boxed future: what a trait object's async method returns.
@@ -64,11 +64,17 @@ impl Section {
     }
 }
 
-/// Who is watched: the service's name and version.
+/// Who is watched: the service's name, version and instance, and the
+/// labels that every series of it carries.
 #[derive(Debug, Clone)]
 pub(crate) struct Service {
     pub(crate) name: String,
     pub(crate) version: String,
+    /// `service.instance.id`, the same in `target_info` and in the OTLP
+    /// resource.
+    pub(crate) instance_id: String,
+    /// On every series of `/metrics`; resource attributes over OTLP.
+    pub(crate) constant_labels: Vec<(String, String)>,
 }
 
 /// Every source, and what belongs to no source: who is watched, since
@@ -89,6 +95,8 @@ impl Sources {
         disabled: Vec<&'static str>,
         list: Vec<Arc<dyn Source>>,
     ) -> Self {
+        // The start of the series that keep none is fixed from here on.
+        process_start();
         Self {
             service,
             started: Instant::now(),
@@ -170,6 +178,30 @@ impl Sources {
         for source in &self.list {
             source.refresh_in_background();
         }
+    }
+
+    /// The resource: who is watched and what watches it, as OTLP sends it
+    /// and as `target_info` writes it.
+    pub(crate) fn resource(&self) -> Attributes {
+        let text = |s: &str| Value::Str(Cow::Owned(s.to_owned()));
+        let service = &self.service;
+        vec![
+            (&i::SERVICE_NAME, text(&service.name)),
+            (&i::SERVICE_VERSION, text(&service.version)),
+            (&i::SERVICE_INSTANCE_ID, text(&service.instance_id)),
+            (
+                &i::TELEMETRY_SDK_NAME,
+                Value::Str(Cow::Borrowed("serverwatch")),
+            ),
+            (
+                &i::TELEMETRY_SDK_LANGUAGE,
+                Value::Str(Cow::Borrowed("rust")),
+            ),
+            (
+                &i::TELEMETRY_SDK_VERSION,
+                Value::Str(Cow::Borrowed(env!("CARGO_PKG_VERSION"))),
+            ),
+        ]
     }
 
     fn build_info(&self) -> Family {

@@ -652,15 +652,25 @@ async fn deltas(protocol: OtlpProtocol) {
     }
 
     // Every delta starts where the export before it ended (no gap, no
-    // overlap), those of the first export at the exporter's start; the
-    // cumulative points give each export's time and that start.
+    // overlap), those of the first export at the exporter's start, after
+    // the process's; the cumulative points give each export's time and the
+    // process's start.
     let export_time = |b: &Batch| {
         let p = &b.metric("process.memory.usage")?.points[0];
         Some((p.start_time_unix_nano?, p.time_unix_nano?))
     };
     let times: Vec<(u64, u64)> = batches.iter().map(|b| export_time(b).unwrap()).collect();
+    let exporter_start = batches[0]
+        .metric("process.cpu.time")
+        .and_then(|m| m.points[0].start_time_unix_nano)
+        .expect("the first export's CPU time");
+    assert!((times[0].0..times[0].1).contains(&exporter_start));
     for (j, batch) in batches.iter().enumerate() {
-        let start = if j == 0 { times[0].0 } else { times[j - 1].1 };
+        let start = if j == 0 {
+            exporter_start
+        } else {
+            times[j - 1].1
+        };
         for name in [DURATION, REQUEST_SIZE, "process.cpu.time"] {
             for p in batch
                 .metric(name)
@@ -707,7 +717,8 @@ async fn deltas(protocol: OtlpProtocol) {
     assert_batch_matches_metrics(&added_up(&batches), &app.metrics().await);
     watch.shutdown().await;
 
-    // A restart: new start times, after everything the old exporter sent.
+    // A restart: its deltas start afresh, after everything the old exporter
+    // sent.
     let old_end = times.last().unwrap().1;
     let restarted = builder_for(&rotel, protocol, INTERVAL)
         .otlp_temporality(OtlpTemporality::Delta)
@@ -724,7 +735,7 @@ async fn deltas(protocol: OtlpProtocol) {
             }
         })
         .await;
-    let p = &batch.metric("process.memory.usage").unwrap().points[0];
+    let p = &batch.metric("process.cpu.time").unwrap().points[0];
     assert!(
         p.start_time_unix_nano.unwrap() > old_end,
         "the restarted exporter starts afresh: {p:?}, the old one ended at {old_end}"

@@ -34,10 +34,11 @@
 //! request with a label set not seen before (a new series) and one with a
 //! known label set (a lookup), when 1 000, 10 000 and 100 000 series exist.
 //!
-//! `bench-server --scrape V [--scrapes N] [--accept-encoding E]` requests
-//! each of the 10 000 routes of a `-10k` variant once, in process, then
-//! times N `/metrics` scrapes (CPU time of the thread) and prints the median
-//! and the body size: for a profiler.
+//! `bench-server --scrape V [--scrapes N] [--accept-encoding E] [--accept A]`
+//! requests each of the 10 000 routes of a `-10k` variant once, in process,
+//! then times N `/metrics` scrapes (CPU time of the thread), with `A` as
+//! their `Accept` (the format: `text`, `openmetrics`, `protobuf`, or a
+//! header value), and prints the median and the body size: for a profiler.
 //! `bench-server --facade` times one `metrics::counter!(…).increment(1)` and
 //! one `metrics::histogram!(…).record(…)`, each with a label, through
 //! serverwatch's recorder and through `metrics-exporter-prometheus`'s, in
@@ -66,7 +67,7 @@ const USAGE: &str = "usage: bench-server --variant \
     bare|noop|noop-traced|serverwatch|serverwatch-traced|serverwatch-otlp|axum-prometheus|axum-otel-metrics|serverwatch-10k \
     --listen HOST:PORT [--threads N]\n       bench-server --inproc [--requests N] [--variant V[,V...]]\n       \
     bench-server --series-insert\n       bench-server --facade\n       \
-    bench-server --scrape serverwatch-10k|axum-prometheus-10k [--scrapes N] [--accept-encoding E]";
+    bench-server --scrape serverwatch-10k|axum-prometheus-10k [--scrapes N] [--accept-encoding E] [--accept A]";
 
 struct Args {
     variant: String,
@@ -84,6 +85,7 @@ enum Mode {
         variant: String,
         scrapes: usize,
         accept_encoding: Option<String>,
+        accept: Option<String>,
     },
     SeriesInsert,
     Facade,
@@ -97,6 +99,7 @@ fn parse_args() -> Result<Mode, String> {
     let mut scrape = None;
     let mut scrapes = 20;
     let mut accept_encoding = None;
+    let mut accept = None;
     let mut requests = 200_000;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -127,6 +130,16 @@ fn parse_args() -> Result<Mode, String> {
                     .ok_or(format!("--scrapes {v:?}: expected a positive integer"))?;
             }
             "--accept-encoding" => accept_encoding = Some(value()?),
+            "--accept" => {
+                accept = Some(match value()?.as_str() {
+                    "text" => "text/plain;version=0.0.4".to_owned(),
+                    "openmetrics" => "application/openmetrics-text;version=1.0.0".to_owned(),
+                    "protobuf" => "application/vnd.google.protobuf;\
+                                   proto=io.prometheus.client.MetricFamily;encoding=delimited"
+                        .to_owned(),
+                    other => other.to_owned(),
+                })
+            }
             "--facade" => return Ok(Mode::Facade),
             "--requests" => {
                 let v = value()?;
@@ -145,6 +158,7 @@ fn parse_args() -> Result<Mode, String> {
             variant,
             scrapes,
             accept_encoding,
+            accept,
         });
     }
     if inproc {
@@ -187,12 +201,13 @@ fn main() {
             variant,
             scrapes,
             accept_encoding,
+            accept,
         }) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            if let Err(e) = runtime.block_on(scrape_in_process(&variant, scrapes, accept_encoding)) {
+            if let Err(e) = runtime.block_on(scrape_in_process(&variant, scrapes, accept_encoding, accept)) {
                 eprintln!("bench-server: {e}");
                 std::process::exit(1);
             }
@@ -307,6 +322,7 @@ async fn scrape_in_process(
     variant: &str,
     scrapes: usize,
     accept_encoding: Option<String>,
+    accept: Option<String>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use http_body_util::BodyExt;
     use tower_service::Service;
@@ -324,6 +340,9 @@ async fn scrape_in_process(
         let mut request = axum::http::Request::get("/metrics");
         if let Some(encoding) = &accept_encoding {
             request = request.header("accept-encoding", encoding);
+        }
+        if let Some(accept) = &accept {
+            request = request.header("accept", accept);
         }
         let request = request.body(axum::body::Body::empty())?;
         let start = thread_cpu_nanos();

@@ -165,6 +165,45 @@ impl Builder {
         self
     }
 
+    /// A label on every series of `/metrics` (`region="eu-west-1"`), and a
+    /// resource attribute over OTLP; call it once per label. The name is a
+    /// Prometheus label name, given once, not reserved (`__…`, `le`,
+    /// `quantile`, `otel_scope_*`) and not one that serverwatch's own series
+    /// carry (`http_route`, `service_name`, …). An app's own
+    /// [`prometheus_registry`](Self::prometheus_registry) keeps its labels.
+    /// Default: none.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder().constant_label("region", "eu-west-1");
+    /// let err = serverwatch::ServerWatch::builder()
+    ///     .constant_label("http_route", "/")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.setting(), "constant_label");
+    /// ```
+    pub fn constant_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.settings
+            .constant_labels
+            .push((name.into(), value.into()));
+        self
+    }
+
+    /// Whether every series of `/metrics` (but `target_info`) carries
+    /// `otel_scope_name="serverwatch"` and `otel_scope_version`, as the
+    /// OpenTelemetry-Prometheus compatibility specification allows. Off by
+    /// default: every series has the same scope, Prometheus 3's own OTLP
+    /// receiver adds these labels only with `promote_scope_metadata`, and
+    /// two more labels on every series make a scrape of many series
+    /// markedly larger and slower. OTLP always sends the scope.
+    ///
+    /// ```
+    /// let builder = serverwatch::ServerWatch::builder().otel_scope_labels(true);
+    /// ```
+    pub fn otel_scope_labels(mut self, on: bool) -> Self {
+        self.settings.otel_scope_labels = on;
+        self
+    }
+
     /// Whether the process and system figures (`process_*`, `system_*`) are
     /// read and shown, on `/metrics`, over OTLP, in `/health` (whose
     /// `memory_analysis` then says `{"status": "disabled"}`) and on the
@@ -467,6 +506,7 @@ impl Builder {
             name_from_env = name_from_env.or(named);
         }
         let labels = std::mem::take(&mut self.settings.labels);
+        crate::config::check_label_clash(&self.settings.constant_labels, &labels)?;
         let config = self.settings.check(|| name_from_env)?;
         let labelling = labels.check(config.max_series)?;
         let instruments: Vec<_> = crate::sources::instruments().collect();
@@ -527,7 +567,10 @@ impl Builder {
         let endpoints = Endpoints::new(
             sources,
             config.bearer_token,
-            config.metric_prefix,
+            crate::exporters::prometheus::Exposition {
+                prefix: config.metric_prefix,
+                scope_labels: config.otel_scope_labels,
+            },
             self.registry,
             config.max_scrapes_in_flight,
             handles.values.clone(),
@@ -547,7 +590,8 @@ mod tests {
 
     #[test]
     fn every_wrong_setting_is_named() {
-        let cases: [(Builder, &str); 11] = [
+        let label = |name: &str| ServerWatch::builder().constant_label(name, "x");
+        let cases: [(Builder, &str); 18] = [
             (ServerWatch::builder().service_name(" "), "service_name"),
             (ServerWatch::builder().max_series(0), "max_series"),
             (
@@ -573,6 +617,19 @@ mod tests {
             (
                 ServerWatch::builder().metric_prefix("app_"),
                 "metric_prefix",
+            ),
+            (label("my-label"), "constant_label"),
+            (label("__name"), "constant_label"),
+            (label("le"), "constant_label"),
+            (label("http_route"), "constant_label"),
+            (label("otel_scope_name"), "constant_label"),
+            (
+                label("customer_plan").request_label("customer.plan", |_| None),
+                "constant_label",
+            ),
+            (
+                label("region").constant_label("region", "y"),
+                "constant_label",
             ),
         ];
         for (builder, setting) in cases {

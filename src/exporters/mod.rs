@@ -42,8 +42,8 @@ pub(crate) fn parts() -> Vec<Box<dyn Part>> {
 pub(crate) struct Endpoints {
     sources: Arc<Sources>,
     access: Access,
-    /// Put before every name on `/metrics`.
-    metric_prefix: Option<String>,
+    /// The settings of `/metrics`.
+    exposition: prometheus::Exposition,
     /// The app's own prometheus-client registry, added to `/metrics`.
     registry: Option<Arc<prometheus_client::registry::Registry>>,
     scrape_limits: prometheus::ScrapeLimits,
@@ -56,7 +56,7 @@ impl Endpoints {
     pub(crate) fn new(
         sources: Arc<Sources>,
         bearer_token: Option<BearerToken>,
-        metric_prefix: Option<String>,
+        exposition: prometheus::Exposition,
         registry: Option<Arc<prometheus_client::registry::Registry>>,
         max_scrapes_in_flight: usize,
         values: http::Extensions,
@@ -64,15 +64,15 @@ impl Endpoints {
         Self {
             sources,
             access: Access::new(bearer_token),
-            metric_prefix,
+            exposition,
             registry,
             scrape_limits: prometheus::ScrapeLimits::new(max_scrapes_in_flight),
             values,
         }
     }
 
-    pub(crate) fn metric_prefix(&self) -> Option<&str> {
-        self.metric_prefix.as_deref()
+    pub(crate) fn exposition(&self) -> &prometheus::Exposition {
+        &self.exposition
     }
 
     pub(crate) fn sources(&self) -> &Arc<Sources> {

@@ -82,9 +82,10 @@ async fn metrics(State(endpoints): State<Arc<Endpoints>>, headers: HeaderMap) ->
     let encode = |families| {
         prometheus::response(
             families,
+            sources,
             endpoints.registry(),
             &headers,
-            endpoints.metric_prefix(),
+            endpoints.exposition(),
         )
     };
     endpoints

@@ -43,6 +43,20 @@ pub(crate) fn instruments() -> impl Iterator<Item = &'static Instrument> {
     i::ALL.iter().copied().chain(brought)
 }
 
+/// The name of every label serverwatch's own series carry on `/metrics`.
+pub(crate) fn label_names() -> impl Iterator<Item = &'static str> {
+    let labels = [
+        i::LABELS,
+        checks::instruments::LABELS,
+        #[cfg(feature = "mongodb")]
+        mongo::instruments::LABELS,
+    ];
+    labels
+        .into_iter()
+        .flatten()
+        .filter_map(|attribute| attribute.prometheus)
+}
+
 /// The instrument called `name`, by its OpenTelemetry name or its family
 /// name on `/metrics`.
 pub(crate) fn instrument(name: &str) -> Option<&'static Instrument> {

@@ -70,8 +70,12 @@ pub fn parse_samples(text: &str) -> Vec<Sample> {
 
 fn parse_sample_line(line: &str) -> Result<Sample, String> {
     let name_end = line.find(['{', ' ']).ok_or("no value")?;
-    let name = line[..name_end].to_owned();
-    let (labels, rest) = parse_labels(&line[name_end..])?;
+    let (mut labels, rest) = parse_labels(&line[name_end..])?;
+    // A quoted (UTF-8) name is the first item inside the braces.
+    let name = match labels.remove("") {
+        Some(quoted) if name_end == 0 => quoted,
+        _ => line[..name_end].to_owned(),
+    };
     // The value, then an optional timestamp and exemplar (`# {...} v`).
     let (rest, exemplar) = match rest.split_once(" # ") {
         Some((rest, exemplar)) => (rest, Some(parse_exemplar(exemplar)?)),
@@ -102,6 +106,8 @@ fn parse_exemplar(text: &str) -> Result<Exemplar, String> {
 }
 
 /// The label set at the start of `text` (`{…}`, or none), and what follows.
+/// Keys may be quoted (`"http.route"="…"`); a quoted item without `=` (the
+/// metric name of the UTF-8 syntax) is given under the key `""`.
 fn parse_labels(text: &str) -> Result<(BTreeMap<String, String>, &str), String> {
     let mut labels = BTreeMap::new();
     let mut rest = text;
@@ -112,7 +118,19 @@ fn parse_labels(text: &str) -> Result<(BTreeMap<String, String>, &str), String> 
                 rest = after;
                 break;
             }
-            let (key, after) = l.split_once("=\"").ok_or("label without =\"")?;
+            let (key, after) = if let Some(quoted) = l.strip_prefix('"') {
+                let (key, after) = quoted.split_once('"').ok_or("unterminated quoted name")?;
+                match after.strip_prefix("=\"") {
+                    Some(after) => (key, after),
+                    None => {
+                        labels.insert(String::new(), key.to_owned());
+                        l = after;
+                        continue;
+                    }
+                }
+            } else {
+                l.split_once("=\"").ok_or("label without =\"")?
+            };
             let mut value = String::new();
             let mut chars = after.char_indices();
             let end = loop {

@@ -9,8 +9,10 @@
 //! cumulative value of every delta point as the collector last took it, and
 //! sends the difference; a point that did not change is left out, as the
 //! OpenTelemetry SDKs do. A series new since then starts at that export's
-//! time (none of its observations is older); a failed export moves nothing,
-//! so the next one carries its share and deltas stay lossless.
+//! time (none of its observations is older), and so does one that started
+//! again since (a reset: all of it is new); a failed export moves nothing,
+//! so the next one carries its share and deltas stay lossless. A cumulative
+//! point starts at its series' start, as `/metrics` has it.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,8 +31,8 @@ use crate::model::exponential::MAX_EXPORTED_BUCKETS;
 use crate::model::family::{Family, Point, PointValue, Value};
 use crate::model::instruments::{Instrument, Kind};
 
-/// What is fixed per exporter: the resource, the start of the cumulative
-/// series, and how histograms are sent.
+/// What is fixed per exporter: the resource, the start of the first
+/// deltas, and how histograms are sent.
 #[derive(Debug, Clone)]
 pub(crate) struct Origin {
     pub(crate) resource: Vec<(String, String)>,
@@ -156,7 +158,7 @@ impl Encoder {
             let sent = if delta {
                 self.delta(i, point, now)
             } else {
-                Sent::cumulative(point, nanos(self.origin.start), now)
+                Sent::cumulative(point, now)
             };
             if sent.delta.as_ref().is_some_and(is_zero) {
                 sent.keep(baseline);
@@ -219,7 +221,9 @@ impl Encoder {
     /// The point as a delta from what the collector took.
     fn delta(&self, instrument: &Instrument, point: Point, now: u64) -> Sent {
         let key = key(instrument, &point);
-        let earlier = self.taken.values.get(&key);
+        let earlier = (point.start <= self.taken.time)
+            .then(|| self.taken.values.get(&key))
+            .flatten();
         Sent {
             start: self.taken.time,
             time: now,
@@ -288,9 +292,9 @@ struct Sent {
 }
 
 impl Sent {
-    fn cumulative(point: Point, start: u64, time: u64) -> Self {
+    fn cumulative(point: Point, time: u64) -> Self {
         Self {
-            start,
+            start: point.start,
             time,
             point,
             delta: None,
@@ -428,14 +432,21 @@ mod tests {
         let durations = routes.iter().fold(
             Family::new(&i::HTTP_SERVER_REQUEST_DURATION),
             |family, (r, buckets, sum)| {
-                family.histogram(route(r), &bounds(), histogram(*buckets, *sum))
+                family
+                    .histogram(route(r), &bounds(), histogram(*buckets, *sum))
+                    .started(SERIES_START)
             },
         );
         vec![
             durations,
-            Family::new(&i::PROCESS_CPU_TIME).number(Vec::new(), cpu),
+            Family::new(&i::PROCESS_CPU_TIME)
+                .number(Vec::new(), cpu)
+                .started(SERIES_START),
         ]
     }
+
+    /// When the series of the readings started: before the exporter.
+    const SERIES_START: u64 = 90_000_000_000;
 
     fn origin() -> Origin {
         Origin {
@@ -507,7 +518,7 @@ mod tests {
     const CUMULATIVE: i32 = AggregationTemporality::Cumulative as i32;
 
     #[test]
-    fn cumulative_points_start_at_the_origin() {
+    fn cumulative_points_start_at_their_series_start() {
         let mut encoder = Encoder::new(origin(), OtlpTemporality::Cumulative);
         let first = encoder.encode(families(&[("/a", [1, 2, 0], 1.0)], 1.5), at(160));
         encoder.taken(first);
@@ -515,9 +526,9 @@ mod tests {
         assert_eq!(temporality(&second), CUMULATIVE);
         assert_eq!(
             durations(&second),
-            [("/a".into(), 100, 220, 5, vec![2, 2, 1], Some(2.0))]
+            [("/a".into(), 90, 220, 5, vec![2, 2, 1], Some(2.0))]
         );
-        assert_eq!(cpu(&second), (CUMULATIVE, 100, 2.5));
+        assert_eq!(cpu(&second), (CUMULATIVE, 90, 2.5));
     }
 
     #[test]
@@ -576,6 +587,29 @@ mod tests {
     }
 
     #[test]
+    fn a_series_that_started_again_sends_all_of_it_as_its_delta() {
+        let mut encoder = Encoder::new(origin(), OtlpTemporality::Delta);
+        let first = encoder.encode(families(&[("/a", [1, 2, 0], 1.0)], 1.5), at(160));
+        encoder.taken(first);
+        // Made again at 200 s (it expired): fewer observations than before
+        // would read as a reset anyway, so it has more.
+        let again = families(&[("/a", [2, 2, 1], 3.0)], 2.5)
+            .into_iter()
+            .map(|mut family| {
+                for point in &mut family.points {
+                    point.start = 200_000_000_000;
+                }
+                family
+            })
+            .collect();
+        let second = encoder.encode(again, at(220));
+        assert_eq!(
+            durations(&second),
+            [("/a".into(), 160, 220, 5, vec![2, 2, 1], Some(2.0))]
+        );
+    }
+
+    #[test]
     fn overflow_series_have_deltas_of_their_own() {
         let overflow = |error: Option<&'static str>, buckets: [u64; 3]| {
             let attributes = crate::model::family::overflow_attributes(error.map(Cow::Borrowed));
@@ -586,7 +620,9 @@ mod tests {
             vec![
                 Family::new(&i::HTTP_SERVER_REQUEST_DURATION)
                     .histogram(a.0, &bounds(), a.1)
-                    .histogram(b.0, &bounds(), b.1),
+                    .started(SERIES_START)
+                    .histogram(b.0, &bounds(), b.1)
+                    .started(SERIES_START),
             ]
         };
         let counts = |encoded: &Encoded| -> Vec<(usize, u64)> {
@@ -613,6 +649,6 @@ mod tests {
         encoder.taken(first);
         let second = encoder.encode(families(&[("/a", [2, 0, 0], 0.2)], 2.5), at(220));
         assert_eq!(temporality(&second), DELTA);
-        assert_eq!(cpu(&second), (CUMULATIVE, 100, 2.5));
+        assert_eq!(cpu(&second), (CUMULATIVE, 90, 2.5));
     }
 }

@@ -25,6 +25,7 @@ use encode::{Encoder, Origin};
 use transport::{Accepted, Retry, Transport};
 
 use crate::error::BuildError;
+use crate::model::family::Value;
 use crate::part::{Assembly, Env, Part, Running, StartDebug, part_boilerplate};
 use crate::source::{BoxFuture, Sources};
 
@@ -346,26 +347,28 @@ impl Rejections {
     }
 }
 
-/// `service.*` and `telemetry.sdk.*`, then `OTEL_RESOURCE_ATTRIBUTES` for
+/// `service.*` and `telemetry.sdk.*` (what `target_info` shows on
+/// `/metrics`), the constant labels, then `OTEL_RESOURCE_ATTRIBUTES` for
 /// everything else.
 fn resource(sources: &Sources, config: &OtlpConfig) -> Vec<(String, String)> {
-    let service = &sources.service;
-    let mut attributes: Vec<(String, String)> = vec![
-        ("service.name".into(), service.name.clone()),
-        ("service.version".into(), service.version.clone()),
-        // A random (version 4) UUID, as the semantic conventions recommend.
-        (
-            "service.instance.id".into(),
-            uuid::Uuid::new_v4().to_string(),
-        ),
-        ("telemetry.sdk.name".into(), "serverwatch".into()),
-        ("telemetry.sdk.language".into(), "rust".into()),
-        (
-            "telemetry.sdk.version".into(),
-            env!("CARGO_PKG_VERSION").into(),
-        ),
-    ];
-    for (key, value) in &config.resource_attributes {
+    let mut attributes: Vec<(String, String)> = sources
+        .resource()
+        .into_iter()
+        .map(|(attribute, value)| {
+            let value = match value {
+                Value::Str(s) => s.into_owned(),
+                Value::Int(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+            };
+            (attribute.otel.to_owned(), value)
+        })
+        .collect();
+    for (key, value) in sources
+        .service
+        .constant_labels
+        .iter()
+        .chain(&config.resource_attributes)
+    {
         if !attributes.iter().any(|(k, _)| k == key) {
             attributes.push((key.clone(), value.clone()));
         }

@@ -4,6 +4,10 @@
 //! buckets), and what the text writer is held to, byte for byte, in tests.
 
 use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use parking_lot::Mutex;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -18,37 +22,54 @@ use crate::model::family::{Family, PointValue, Value};
 use crate::model::histogram::HistogramSnapshot;
 use crate::model::instruments::Kind;
 
+use super::{ExtraLabels, is_target_info};
+
 /// The width of the native histograms' zero bucket: the default of the Go
 /// client, far below any observation (1 ns, 1 byte), so that only zeros fall
 /// in it.
 const NATIVE_ZERO_THRESHOLD: f64 = 2.938_735_877_055_719e-39;
 
 /// `families` as length-delimited `MetricFamily` messages, the histograms'
-/// exemplars on their classic buckets and among their native ones.
-/// prometheus-client takes exemplars only of its own histogram type, so
-/// they are added to the messages it made: one message per point, in order.
-/// `prefix` and `_` go before every name.
-pub(super) fn protobuf(families: Vec<Family>, prefix: Option<&str>) -> Vec<u8> {
+/// exemplars on their classic buckets and among their native ones, the
+/// counters' start as their created timestamp (a histogram's is given to
+/// prometheus-client). prometheus-client takes exemplars only of its own
+/// histogram type and a start only of a histogram, so these are added to
+/// the messages it made, in order. `prefix` and `_` go before every name,
+/// the `extra` labels after every point's own.
+pub(super) fn protobuf(
+    mut families: Vec<Family>,
+    prefix: Option<&str>,
+    extra: &ExtraLabels<'_>,
+) -> Vec<u8> {
     use prometheus_client::encoding::prometheus_protobuf::{encode, prometheus_data_model as pb};
     use prost::Message;
 
+    // Taken, not copied: the collector writes no exemplar.
     let exemplars: Vec<Vec<Vec<Option<Exemplar>>>> = families
-        .iter()
+        .iter_mut()
         .map(|family| {
             family
                 .points
-                .iter()
-                .filter_map(|p| match &p.value {
-                    PointValue::Histogram { data, .. } => Some(data.exemplars.clone()),
+                .iter_mut()
+                .filter_map(|p| match &mut p.value {
+                    PointValue::Histogram { data, .. } => Some(std::mem::take(&mut data.exemplars)),
                     PointValue::Number(_) => None,
                 })
                 .collect()
         })
         .collect();
+    let counter_starts = Arc::new(Mutex::new(Vec::new()));
+    let collector = Families {
+        families,
+        labels: owned_labels(extra, false),
+        target_labels: owned_labels(extra, true),
+        counter_starts: Some(Arc::clone(&counter_starts)),
+    };
     let mut registry = prefix.map_or_else(Registry::default, Registry::with_prefix);
-    registry.register_collector(Box::new(Families(families)));
+    registry.register_collector(Box::new(collector));
     // The collector cannot fail.
     let mut messages = encode(&registry).unwrap_or_default();
+    let mut counter_starts = std::mem::take(&mut *counter_starts.lock()).into_iter();
     let as_message = |e: &Exemplar| {
         let label = |name: &str, value: String| pb::LabelPair {
             name: name.to_owned(),
@@ -66,13 +87,15 @@ pub(super) fn protobuf(families: Vec<Family>, prefix: Option<&str>) -> Vec<u8> {
                 ),
             ],
             value: e.value,
-            timestamp: Some(prost_types::Timestamp {
-                seconds: (e.time_unix_nanos / 1_000_000_000) as i64,
-                nanos: (e.time_unix_nanos % 1_000_000_000) as i32,
-            }),
+            timestamp: Some(timestamp(e.time_unix_nanos)),
         }
     };
     for (message, exemplars) in messages.iter_mut().zip(&exemplars) {
+        for metric in message.metric.iter_mut() {
+            if let Some(counter) = metric.counter.as_mut() {
+                counter.start_timestamp = counter_starts.next().map(timestamp);
+            }
+        }
         for (metric, exemplars) in message.metric.iter_mut().zip(exemplars) {
             let Some(h) = metric.histogram.as_mut() else {
                 continue;
@@ -91,22 +114,70 @@ pub(super) fn protobuf(families: Vec<Family>, prefix: Option<&str>) -> Vec<u8> {
     bytes
 }
 
+fn timestamp(unix_nanos: u64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: (unix_nanos / 1_000_000_000) as i64,
+        nanos: (unix_nanos % 1_000_000_000) as i32,
+    }
+}
+
+/// The `extra` labels of every series, or of `target_info`'s, owned by
+/// the collector.
+fn owned_labels(extra: &ExtraLabels<'_>, target_info: bool) -> Labels {
+    extra
+        .of(target_info)
+        .map(|(k, v)| (Cow::Owned(k.to_owned()), Cow::Owned(v.to_owned())))
+        .collect()
+}
+
 /// Families to encode, as a prometheus-client collector.
 #[derive(Debug)]
-pub(super) struct Families(pub(super) Vec<Family>);
+pub(super) struct Families {
+    families: Vec<Family>,
+    /// Added after every point's labels, and after `target_info`'s.
+    labels: Labels,
+    target_labels: Labels,
+    /// Where the start of every counter sample is put, in order, when
+    /// wanted.
+    counter_starts: Option<Arc<Mutex<Vec<u64>>>>,
+}
 
-type Labels = Vec<(&'static str, Cow<'static, str>)>;
+impl Families {
+    /// The families alone, as prometheus-client writes them.
+    #[cfg(test)]
+    pub(super) fn new(families: Vec<Family>) -> Self {
+        Self {
+            families,
+            labels: Vec::new(),
+            target_labels: Vec::new(),
+            counter_starts: None,
+        }
+    }
+}
+
+type Labels = Vec<(Cow<'static, str>, Cow<'static, str>)>;
 
 impl Collector for Families {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        for family in &self.0 {
-            encode_family(&mut encoder, family)?;
+        for family in &self.families {
+            let extra = if is_target_info(family.instrument) {
+                &self.target_labels
+            } else {
+                &self.labels
+            };
+            let counter_starts = self.counter_starts.as_deref();
+            encode_family(&mut encoder, family, extra, counter_starts)?;
         }
         Ok(())
     }
 }
 
-fn encode_family(encoder: &mut DescriptorEncoder, family: &Family) -> Result<(), std::fmt::Error> {
+fn encode_family(
+    encoder: &mut DescriptorEncoder,
+    family: &Family,
+    extra: &Labels,
+    counter_starts: Option<&Mutex<Vec<u64>>>,
+) -> Result<(), std::fmt::Error> {
     let instrument = family.instrument;
     let kind = match instrument.kind {
         Kind::Counter => MetricType::Counter,
@@ -120,12 +191,17 @@ fn encode_family(encoder: &mut DescriptorEncoder, family: &Family) -> Result<(),
         instrument.unit.prometheus(),
         kind,
     )?;
-    for (labels, sample) in samples(family) {
+    let mut starts = counter_starts.map(|s| s.lock());
+    for (mut labels, sample, start) in samples(family) {
+        labels.extend(extra.iter().cloned());
+        if let (Kind::Counter, Some(starts)) = (instrument.kind, starts.as_mut()) {
+            starts.push(start);
+        }
         if labels.is_empty() || instrument.kind == Kind::Info {
-            write_sample(&mut metric, instrument.kind, &labels, &sample)?;
+            write_sample(&mut metric, instrument.kind, &labels, &sample, start)?;
         } else {
             let mut labelled = metric.encode_family(&labels)?;
-            write_sample(&mut labelled, instrument.kind, &labels, &sample)?;
+            write_sample(&mut labelled, instrument.kind, &labels, &sample, start)?;
         }
     }
     Ok(())
@@ -136,6 +212,7 @@ fn write_sample(
     kind: Kind,
     labels: &Labels,
     sample: &Sample<'_>,
+    start: u64,
 ) -> Result<(), std::fmt::Error> {
     match (kind, sample) {
         // An info's labels are its value: written by `encode_info` itself.
@@ -164,7 +241,7 @@ fn write_sample(
                     spans: &spans,
                     deltas: &deltas,
                 },
-                created: None,
+                created: Some(UNIX_EPOCH + Duration::from_nanos(start)),
             };
             metric
                 .encode_histogram_with_native::<NoLabelSet>(h.sum, h.count, &buckets, None, native)
@@ -218,22 +295,27 @@ enum Sample<'a> {
 
 /// The family's points as Prometheus samples. Attributes without a
 /// Prometheus spelling (such as `cpu.mode`) are not labels: points that
-/// differ only in them are added up.
-fn samples(family: &Family) -> Vec<(Labels, Sample<'_>)> {
-    let mut out: Vec<(Labels, Sample<'_>)> = Vec::with_capacity(family.points.len());
+/// differ only in them are added up, from the earliest start.
+fn samples(family: &Family) -> Vec<(Labels, Sample<'_>, u64)> {
+    let mut out: Vec<(Labels, Sample<'_>, u64)> = Vec::with_capacity(family.points.len());
     for point in &family.points {
         let labels: Labels = point
             .attributes
             .iter()
-            .filter_map(|(attribute, value)| Some((attribute.prometheus?, label(value))))
+            .filter_map(|(attribute, value)| {
+                Some((Cow::Borrowed(attribute.prometheus?), label(value)))
+            })
             .collect();
         match &point.value {
-            PointValue::Number(v) => match out.iter_mut().find(|(l, _)| *l == labels) {
-                Some((_, Sample::Number(sum))) => *sum += v,
-                _ => out.push((labels, Sample::Number(*v))),
+            PointValue::Number(v) => match out.iter_mut().find(|(l, ..)| *l == labels) {
+                Some((_, Sample::Number(sum), start)) => {
+                    *sum += v;
+                    *start = (*start).min(point.start);
+                }
+                _ => out.push((labels, Sample::Number(*v), point.start)),
             },
             PointValue::Histogram { bounds, data } => {
-                out.push((labels, Sample::Histogram(bounds, data)))
+                out.push((labels, Sample::Histogram(bounds, data), point.start))
             }
         }
     }

@@ -215,6 +215,8 @@ mod tests {
         let service = Service {
             name: "t".into(),
             version: "1".into(),
+            instance_id: "i".into(),
+            constant_labels: Vec::new(),
         };
         let sources = Arc::new(Sources::new(service, Vec::new(), vec![slow.clone() as _]));
         let limits = Arc::new(ScrapeLimits::new(4));

@@ -12,6 +12,7 @@
 //! written, with gzip), so a scrape never holds its whole text.
 
 mod collector;
+mod escaping;
 mod limits;
 mod registry;
 
@@ -33,7 +34,9 @@ use http_body::Frame;
 use crate::model::exemplar::Exemplar;
 use crate::model::family::{Family, PointValue, Value};
 use crate::model::histogram::HistogramSnapshot;
-use crate::model::instruments::{Instrument, Kind};
+use crate::model::instruments::{self as i, Instrument, Kind};
+use crate::source::Sources;
+use escaping::{Escaping, is_classic};
 
 /// Content type of the OpenMetrics text format.
 pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
@@ -57,21 +60,26 @@ impl Format {
     /// The format the `Accept` header prefers (highest `q`; on a tie,
     /// protobuf, then OpenMetrics), the classic text format when it names
     /// none of them (what curl and older scrapers get). Parsed here: three
-    /// media types with two parameters need no general content negotiation.
-    pub(crate) fn negotiate(accept: Option<&str>) -> Self {
+    /// media types with four parameters need no general content
+    /// negotiation. With it, the `escaping=` the chosen type asked for: only
+    /// the 1.0.0 text formats have one; protobuf keeps the classic names
+    /// (its names need no escaping, and a scraper that allows UTF-8 takes
+    /// classic ones) and says so.
+    pub(crate) fn negotiate(accept: Option<&str>) -> (Self, Option<Escaping>) {
         let Some(accept) = accept else {
-            return Format::Prometheus;
+            return (Format::Prometheus, None);
         };
         let rank = |f: Format| match f {
             Format::Protobuf => 2,
             Format::OpenMetrics => 1,
             Format::Prometheus => 0,
         };
-        let mut best: Option<(f64, Format)> = None;
+        let mut best: Option<(f64, Format, Option<Escaping>)> = None;
         for range in accept.split(',') {
             let mut parts = range.split(';').map(str::trim);
             let media = parts.next().unwrap_or_default().to_ascii_lowercase();
             let (mut q, mut proto, mut encoding) = (1.0, None, None);
+            let (mut version, mut escaping) = (None, None);
             for parameter in parts {
                 let (name, value) = parameter.split_once('=').unwrap_or((parameter, ""));
                 let value = value.trim().trim_matches('"');
@@ -79,6 +87,8 @@ impl Format {
                     "q" => q = value.parse().unwrap_or(0.0),
                     "proto" => proto = Some(value),
                     "encoding" => encoding = Some(value),
+                    "version" => version = Some(value),
+                    "escaping" => escaping = Escaping::parse(value),
                     _ => {}
                 }
             }
@@ -93,26 +103,54 @@ impl Format {
                 "text/plain" | "text/*" | "*/*" => Format::Prometheus,
                 _ => continue,
             };
+            let escaping = match format {
+                Format::Protobuf => escaping.map(|_| Escaping::Underscores),
+                _ if version == Some("1.0.0") => escaping,
+                _ => None,
+            };
             let better = match best {
                 None => q > 0.0,
-                Some((best_q, best_format)) => {
+                Some((best_q, best_format, _)) => {
                     q > best_q || (q == best_q && rank(format) > rank(best_format))
                 }
             };
             if better {
-                best = Some((q, format));
+                best = Some((q, format, escaping));
             }
         }
-        best.map_or(Format::Prometheus, |(_, format)| format)
+        best.map_or((Format::Prometheus, None), |(_, format, escaping)| {
+            (format, escaping)
+        })
     }
 
-    pub(crate) fn content_type(self) -> &'static str {
-        match self {
+    /// The `Content-Type` of the format, naming the escaping when one was
+    /// negotiated (the text format is then 1.0.0, which may quote names).
+    pub(crate) fn content_type(self, escaping: Option<Escaping>) -> HeaderValue {
+        let base = match self {
             Format::Protobuf => PROTOBUF_CONTENT_TYPE,
             Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
             Format::Prometheus => PROMETHEUS_CONTENT_TYPE,
-        }
+        };
+        let Some(escaping) = escaping else {
+            return HeaderValue::from_static(base);
+        };
+        let base = match self {
+            Format::Prometheus => "text/plain; version=1.0.0; charset=utf-8",
+            Format::Protobuf | Format::OpenMetrics => base,
+        };
+        HeaderValue::try_from(format!("{base}; escaping={}", escaping.as_str()))
+            .unwrap_or_else(|_| HeaderValue::from_static(base))
     }
+}
+
+/// The settings of `/metrics` beside the families.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Exposition {
+    /// Put before every serverwatch name, with `_`.
+    pub(crate) prefix: Option<String>,
+    /// `otel_scope_name` and `otel_scope_version` on every series but
+    /// `target_info`.
+    pub(crate) scope_labels: bool,
 }
 
 /// Whether the body is gzip-compressed.
@@ -162,50 +200,59 @@ impl Encoding {
 }
 
 /// The `/metrics` response to a scrape with these request headers: the
-/// text of `families`, written (and compressed) a chunk at a time as the
-/// connection takes it, with `prefix` and `_` before every name, then the
-/// app's own `registry` as it is.
+/// text of `families` and `target_info`, written (and compressed) a chunk at
+/// a time as the connection takes it, with the prefix and `_` before every
+/// name and the constant labels on every series, then the app's own
+/// `registry` as it is.
 pub(crate) fn response(
-    families: Vec<Family>,
+    mut families: Vec<Family>,
+    sources: &Sources,
     registry: Option<&prometheus_client::registry::Registry>,
     request: &HeaderMap,
-    prefix: Option<&str>,
+    exposition: &Exposition,
 ) -> Response {
     let text = |name| {
         request
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    let format = Format::negotiate(text(header::ACCEPT));
+    let (format, escaping) = Format::negotiate(text(header::ACCEPT));
     let encoding = Encoding::negotiate(text(header::ACCEPT_ENCODING));
     let theirs = registry
         .map(|r| registry::encode(r, format))
         .unwrap_or_default();
+    families.push(Family::new(&i::TARGET_INFO).number(sources.resource(), 1.0));
+    let labels = ExtraLabels::new(&sources.service.constant_labels, exposition.scope_labels);
     let body = match format {
         // A tenth of the text's size: encoded whole, compressed whole.
         Format::Protobuf => {
-            let mut bytes = collector::protobuf(families, prefix);
+            let mut bytes = collector::protobuf(families, exposition.prefix.as_deref(), &labels);
             bytes.extend(theirs);
             Body::from(match encoding {
                 Encoding::Identity => bytes,
                 Encoding::Gzip => gzip(&bytes),
             })
         }
-        Format::OpenMetrics => Body::new(TextBody::new(
-            Text::new(families, TextFormat::OpenMetrics, prefix).then(theirs),
-            encoding,
-        )),
-        Format::Prometheus => Body::new(TextBody::new(
-            Text::new(families, TextFormat::Prometheus, prefix).then(theirs),
-            encoding,
-        )),
+        Format::OpenMetrics | Format::Prometheus => {
+            let text_format = if format == Format::OpenMetrics {
+                TextFormat::OpenMetrics
+            } else {
+                TextFormat::Prometheus
+            };
+            let spelling = Spelling::new(
+                exposition.prefix.as_deref(),
+                escaping.unwrap_or(Escaping::Underscores),
+                &labels,
+            );
+            Body::new(TextBody::new(
+                Text::new(families, text_format, spelling).then(theirs),
+                encoding,
+            ))
+        }
     };
     let mut response = body.into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
+    headers.insert(header::CONTENT_TYPE, format.content_type(escaping));
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     if let Some(encoding) = encoding.header() {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
@@ -291,30 +338,151 @@ impl http_body::Body for TextBody {
     }
 }
 
+/// The labels `/metrics` adds to every series: the constant labels, and
+/// the instrumentation scope's when asked (never on `target_info`, which
+/// is the resource's).
+#[derive(Debug)]
+struct ExtraLabels<'a> {
+    constant: &'a [(String, String)],
+    scope: bool,
+}
+
+impl<'a> ExtraLabels<'a> {
+    fn new(constant: &'a [(String, String)], scope: bool) -> Self {
+        Self { constant, scope }
+    }
+
+    /// The labels added to every series, or to `target_info`'s, in order.
+    fn of(&self, target_info: bool) -> impl Iterator<Item = (&'a str, &'a str)> {
+        let scope = (self.scope && !target_info).then_some([
+            ("otel_scope_name", "serverwatch"),
+            ("otel_scope_version", env!("CARGO_PKG_VERSION")),
+        ]);
+        self.constant
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .chain(scope.into_iter().flatten())
+    }
+}
+
+/// Whether the family is `target_info`, the resource's: it carries the
+/// constant labels only.
+fn is_target_info(instrument: &Instrument) -> bool {
+    std::ptr::eq(instrument, &i::TARGET_INFO)
+}
+
+/// How the names and labels of a text scrape are spelled.
+#[derive(Debug, Default)]
+struct Spelling {
+    /// Written before every name, with `_`.
+    prefix: Option<String>,
+    escaping: Escaping,
+    /// The added labels as label text, for every family but `target_info`,
+    /// and for `target_info`.
+    labels: Vec<u8>,
+    target_labels: Vec<u8>,
+}
+
+impl Spelling {
+    fn new(prefix: Option<&str>, escaping: Escaping, extra: &ExtraLabels<'_>) -> Self {
+        let text = |target_info| {
+            let mut out = Vec::new();
+            for (name, value) in extra.of(target_info) {
+                if !out.is_empty() {
+                    out.push(b',');
+                }
+                write_label_name(&mut out, &escaping.escape(name));
+                out.extend_from_slice(b"=\"");
+                escape_label(&mut out, value);
+                out.push(b'"');
+            }
+            out
+        };
+        Self {
+            prefix: prefix.map(|p| format!("{p}_")),
+            escaping,
+            labels: text(false),
+            target_labels: text(true),
+        }
+    }
+
+    /// The family name of `instrument`: an info's without the `.info` that
+    /// its samples' `_info` repeats.
+    fn name(&self, instrument: &Instrument) -> Name {
+        let classic = instrument.prometheus_family();
+        let otel = match instrument.kind {
+            Kind::Info => instrument.otel_name.trim_end_matches(".info"),
+            _ => instrument.otel_name,
+        };
+        let text = match &self.prefix {
+            Some(prefix) => self
+                .escaping
+                .name(&format!("{prefix}{otel}"), &format!("{prefix}{classic}"))
+                .into_owned(),
+            None => self.escaping.name(otel, &classic).into_owned(),
+        };
+        Name {
+            quoted: !is_classic(&text),
+            text,
+        }
+    }
+
+    /// Writes the labels of a point of `instrument` into `out`.
+    fn write_labels(
+        &self,
+        out: &mut Vec<u8>,
+        instrument: &Instrument,
+        attributes: &[(&'static crate::model::instruments::Attribute, Value)],
+    ) {
+        write_labels(out, attributes, self.escaping);
+        let extra = if is_target_info(instrument) {
+            &self.target_labels
+        } else {
+            &self.labels
+        };
+        if !extra.is_empty() {
+            if !out.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(extra);
+        }
+    }
+}
+
+/// A family name as written: quoted inside the braces when it is not a
+/// classic name (`{"http.server.request.duration_bucket",le="0.005"}`).
+#[derive(Debug, Clone, PartialEq)]
+struct Name {
+    text: String,
+    quoted: bool,
+}
+
 /// Where the text of a scrape is: the family and point written next.
 struct Text {
     families: Vec<Family>,
     format: TextFormat,
-    /// Written before every name, with `_`.
-    prefix: Option<String>,
+    spelling: Spelling,
     /// Text written as it is after the families (before `# EOF`).
     tail: Vec<u8>,
     family: usize,
     point: usize,
     /// Whether the current family's descriptor is written.
     described: bool,
-    /// The number points of the current family, added up per label set.
-    numbers: Vec<(Vec<u8>, f64)>,
+    /// The number points of the current family, added up per label set,
+    /// with the earliest start.
+    numbers: Vec<(Vec<u8>, f64, u64)>,
     buckets: Buckets,
     labels: Vec<u8>,
+    /// Reused by [`write_histogram`].
+    scratch: Vec<u8>,
 }
 
 impl Text {
-    fn new(families: Vec<Family>, format: TextFormat, prefix: Option<&str>) -> Self {
+    fn new(families: Vec<Family>, format: TextFormat, spelling: Spelling) -> Self {
         Self {
             families,
             format,
-            prefix: prefix.map(|p| format!("{p}_")),
+            spelling,
             tail: Vec::new(),
             family: 0,
             point: 0,
@@ -322,6 +490,7 @@ impl Text {
             numbers: Vec::new(),
             buckets: Buckets::default(),
             labels: Vec::with_capacity(256),
+            scratch: Vec::with_capacity(256),
         }
     }
 
@@ -334,12 +503,10 @@ impl Text {
     /// Writes on into `out` until it holds [`CHUNK`] bytes; false once
     /// everything is written.
     fn write(&mut self, out: &mut Vec<u8>) -> bool {
+        let openmetrics = self.format == TextFormat::OpenMetrics;
         while let Some(family) = self.families.get(self.family) {
             let instrument = family.instrument;
-            let name = match &self.prefix {
-                Some(prefix) => format!("{prefix}{}", instrument.prometheus_family()),
-                None => instrument.prometheus_family(),
-            };
+            let name = self.spelling.name(instrument);
             if !self.described {
                 write_descriptor(out, instrument, &name, self.format);
                 self.described = true;
@@ -350,42 +517,60 @@ impl Text {
                 }
                 self.point += 1;
                 self.labels.clear();
-                write_labels(&mut self.labels, &point.attributes);
+                self.spelling
+                    .write_labels(&mut self.labels, instrument, &point.attributes);
                 match &point.value {
                     // Points that differ only in attributes without a
                     // Prometheus label (`cpu.mode`) are one sample, added up.
                     PointValue::Number(v) => {
-                        match self.numbers.iter_mut().find(|(l, _)| *l == self.labels) {
-                            Some((_, sum)) => *sum += v,
-                            None => self.numbers.push((self.labels.clone(), *v)),
+                        match self.numbers.iter_mut().find(|(l, ..)| *l == self.labels) {
+                            Some((_, sum, start)) => {
+                                *sum += v;
+                                *start = (*start).min(point.start);
+                            }
+                            None => self.numbers.push((self.labels.clone(), *v, point.start)),
                         }
                     }
                     PointValue::Histogram { bounds, data } => {
                         self.buckets.prepare(&name, bounds);
-                        let exemplars = self.format == TextFormat::OpenMetrics;
-                        write_histogram(out, &name, &self.labels, &self.buckets, data, exemplars);
+                        write_histogram(
+                            out,
+                            &name,
+                            &self.labels,
+                            &self.buckets,
+                            data,
+                            openmetrics,
+                            &mut self.scratch,
+                        );
+                        if openmetrics {
+                            write_created(out, &name, &self.labels, point.start);
+                        }
                     }
                 }
             }
-            for (labels, value) in self.numbers.drain(..) {
+            for (labels, value, start) in self.numbers.drain(..) {
                 write_number(out, instrument.kind, &name, &labels, value);
+                if openmetrics && instrument.kind == Kind::Counter {
+                    write_created(out, &name, &labels, start);
+                }
             }
             self.family += 1;
             self.point = 0;
             self.described = false;
         }
         out.append(&mut self.tail);
-        if self.format == TextFormat::OpenMetrics {
+        if openmetrics {
             out.extend_from_slice(b"# EOF\n");
         }
         false
     }
 }
 
-/// `# HELP`, `# TYPE` and, in OpenMetrics, `# UNIT`. The classic format
-/// names counters and infos after their samples (`_total`, `_info`), has
-/// infos as gauges and no units.
-fn write_descriptor(out: &mut Vec<u8>, instrument: &Instrument, name: &str, format: TextFormat) {
+/// `# HELP`, `# TYPE` and, in OpenMetrics, `# UNIT` (when the name ends
+/// with the unit, as OpenMetrics wants). The classic format names counters
+/// and infos after their samples (`_total`, `_info`), has infos as gauges
+/// and no units.
+fn write_descriptor(out: &mut Vec<u8>, instrument: &Instrument, name: &Name, format: TextFormat) {
     let (suffix, kind) = match (format, instrument.kind) {
         (_, Kind::UpDownCounter | Kind::Gauge) => ("", "gauge"),
         (_, Kind::Histogram) => ("", "histogram"),
@@ -394,10 +579,20 @@ fn write_descriptor(out: &mut Vec<u8>, instrument: &Instrument, name: &str, form
         (TextFormat::Prometheus, Kind::Counter) => ("_total", "counter"),
         (TextFormat::Prometheus, Kind::Info) => ("_info", "gauge"),
     };
+    let write_family = |out: &mut Vec<u8>, suffix: &str| {
+        if name.quoted {
+            out.push(b'"');
+            escape_label(out, &name.text);
+            out.extend_from_slice(suffix.as_bytes());
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(name.text.as_bytes());
+            out.extend_from_slice(suffix.as_bytes());
+        }
+    };
     for (keyword, text) in [("# HELP ", None), ("# TYPE ", Some(kind))] {
         out.extend_from_slice(keyword.as_bytes());
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(suffix.as_bytes());
+        write_family(out, suffix);
         out.push(b' ');
         match text {
             Some(kind) => out.extend_from_slice(kind.as_bytes()),
@@ -405,9 +600,14 @@ fn write_descriptor(out: &mut Vec<u8>, instrument: &Instrument, name: &str, form
         }
         out.push(b'\n');
     }
-    if let (TextFormat::OpenMetrics, Some(unit)) = (format, instrument.unit.prometheus()) {
+    if let (TextFormat::OpenMetrics, Some(unit)) = (format, instrument.unit.prometheus())
+        && name
+            .text
+            .strip_suffix(unit.as_str())
+            .is_some_and(|rest| rest.ends_with('_'))
+    {
         out.extend_from_slice(b"# UNIT ");
-        out.extend_from_slice(name.as_bytes());
+        write_family(out, "");
         out.push(b' ');
         out.extend_from_slice(unit.as_str().as_bytes());
         out.push(b'\n');
@@ -426,10 +626,11 @@ fn escape_help(out: &mut Vec<u8>, help: &str) {
 }
 
 /// `key="value",…` of the attributes that are Prometheus labels, values
-/// escaped.
+/// escaped, keys spelled as `escaping` wants.
 fn write_labels(
     out: &mut Vec<u8>,
     attributes: &[(&'static crate::model::instruments::Attribute, Value)],
+    escaping: Escaping,
 ) {
     let mut first = true;
     for (attribute, value) in attributes {
@@ -440,13 +641,28 @@ fn write_labels(
             out.push(b',');
         }
         first = false;
-        out.extend_from_slice(key.as_bytes());
+        if escaping == Escaping::Underscores {
+            out.extend_from_slice(key.as_bytes());
+        } else {
+            write_label_name(out, &escaping.name(attribute.otel, key));
+        }
         out.extend_from_slice(b"=\"");
         match value {
             Value::Str(s) => escape_label(out, s),
             Value::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
             Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         }
+        out.push(b'"');
+    }
+}
+
+/// A label name, quoted when it is not a classic one.
+fn write_label_name(out: &mut Vec<u8>, name: &str) {
+    if is_classic(name) {
+        out.extend_from_slice(name.as_bytes());
+    } else {
+        out.push(b'"');
+        escape_label(out, name);
         out.push(b'"');
     }
 }
@@ -466,9 +682,22 @@ fn escape_label(out: &mut Vec<u8>, value: &str) {
     }
 }
 
-/// `name{labels}` or `name` when there are none.
-fn write_name(out: &mut Vec<u8>, name: &str, suffix: &str, labels: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
+/// `name{labels}`, `name` when there are none, `{"name",labels}` when the
+/// name is quoted.
+fn write_name(out: &mut Vec<u8>, name: &Name, suffix: &str, labels: &[u8]) {
+    if name.quoted {
+        out.extend_from_slice(b"{\"");
+        escape_label(out, &name.text);
+        out.extend_from_slice(suffix.as_bytes());
+        out.push(b'"');
+        if !labels.is_empty() {
+            out.push(b',');
+            out.extend_from_slice(labels);
+        }
+        out.push(b'}');
+        return;
+    }
+    out.extend_from_slice(name.text.as_bytes());
     out.extend_from_slice(suffix.as_bytes());
     if !labels.is_empty() {
         out.push(b'{');
@@ -477,15 +706,20 @@ fn write_name(out: &mut Vec<u8>, name: &str, suffix: &str, labels: &[u8]) {
     }
 }
 
-fn write_number(out: &mut Vec<u8>, kind: Kind, name: &str, labels: &[u8], value: f64) {
+fn write_number(out: &mut Vec<u8>, kind: Kind, name: &Name, labels: &[u8], value: f64) {
     match kind {
         Kind::Counter => write_name(out, name, "_total", labels),
         // An info's labels are its value; it is always 1.
-        Kind::Info => {
-            out.extend_from_slice(name.as_bytes());
+        Kind::Info if !name.quoted => {
+            out.extend_from_slice(name.text.as_bytes());
             out.extend_from_slice(b"_info{");
             out.extend_from_slice(labels);
             out.extend_from_slice(b"} 1\n");
+            return;
+        }
+        Kind::Info => {
+            write_name(out, name, "_info", labels);
+            out.extend_from_slice(b" 1\n");
             return;
         }
         _ => write_name(out, name, "", labels),
@@ -495,17 +729,57 @@ fn write_number(out: &mut Vec<u8>, kind: Kind, name: &str, labels: &[u8], value:
     out.push(b'\n');
 }
 
+/// `name_created{labels} seconds`: when the series started, in seconds
+/// since the Unix epoch, exact to the nanosecond.
+fn write_created(out: &mut Vec<u8>, name: &Name, labels: &[u8], start_nanos: u64) {
+    write_name(out, name, "_created", labels);
+    out.push(b' ');
+    out.extend_from_slice(
+        itoa::Buffer::new()
+            .format(start_nanos / 1_000_000_000)
+            .as_bytes(),
+    );
+    let fraction = start_nanos % 1_000_000_000;
+    if fraction.is_multiple_of(1_000_000) {
+        // Whole milliseconds, as series start: three digits at most, the
+        // trailing zeros left out.
+        let ms = fraction / 1_000_000;
+        let digits = [
+            b'.',
+            b'0' + (ms / 100) as u8,
+            b'0' + (ms / 10 % 10) as u8,
+            b'0' + (ms % 10) as u8,
+        ];
+        let len = match ms {
+            _ if ms.is_multiple_of(100) => 2,
+            _ if ms.is_multiple_of(10) => 3,
+            _ => 4,
+        };
+        out.extend_from_slice(&digits[..len]);
+    } else {
+        let mut digits = *b".000000000";
+        let mut rest = fraction;
+        for digit in digits[1..].iter_mut().rev() {
+            *digit = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        let last = digits[1..].iter().rposition(|&d| d != b'0').unwrap_or(0);
+        out.extend_from_slice(&digits[..last + 2]);
+    }
+    out.push(b'\n');
+}
+
 /// The start of each bucket line of a family, `name_bucket{le="…"`, made
 /// once per family.
 #[derive(Debug, Default)]
 struct Buckets {
     /// The family name and bounds the lines are for.
-    of: Option<(String, Arc<[f64]>)>,
+    of: Option<(Name, Arc<[f64]>)>,
     lines: Vec<Vec<u8>>,
 }
 
 impl Buckets {
-    fn prepare(&mut self, name: &str, bounds: &Arc<[f64]>) {
+    fn prepare(&mut self, name: &Name, bounds: &Arc<[f64]>) {
         if self
             .of
             .as_ref()
@@ -513,12 +787,17 @@ impl Buckets {
         {
             return;
         }
-        self.of = Some((name.to_owned(), Arc::clone(bounds)));
+        self.of = Some((name.clone(), Arc::clone(bounds)));
+        let text = &name.text;
         self.lines = bounds
             .iter()
             .map(|b| dtoa::Buffer::new().format(*b).to_owned())
             .chain(["+Inf".to_owned()])
-            .map(|le| format!("{name}_bucket{{le=\"{le}\"").into_bytes())
+            .map(|le| match name.quoted {
+                false => format!("{text}_bucket{{le=\"{le}\""),
+                true => format!("{{\"{text}_bucket\",le=\"{le}\""),
+            })
+            .map(String::into_bytes)
             .collect();
     }
 }
@@ -528,11 +807,12 @@ impl Buckets {
 /// OpenMetrics has them), a bucket's exemplar after its count.
 fn write_histogram(
     out: &mut Vec<u8>,
-    name: &str,
+    name: &Name,
     labels: &[u8],
     buckets: &Buckets,
     h: &HistogramSnapshot,
     exemplars: bool,
+    scratch: &mut Vec<u8>,
 ) {
     write_name(out, name, "_sum", labels);
     out.push(b' ');
@@ -542,16 +822,20 @@ fn write_histogram(
     out.push(b' ');
     out.extend_from_slice(itoa::Buffer::new().format(h.count).as_bytes());
     out.push(b'\n');
+    // What follows `le="…"` on every bucket line, made once: a copy per
+    // line where there were three.
+    scratch.clear();
+    if !labels.is_empty() {
+        scratch.push(b',');
+        scratch.extend_from_slice(labels);
+    }
+    scratch.extend_from_slice(b"} ");
     let mut cumulative = 0u64;
     let mut number = itoa::Buffer::new();
     for (bucket, (line, n)) in buckets.lines.iter().zip(&h.buckets).enumerate() {
         cumulative += n;
         out.extend_from_slice(line);
-        if !labels.is_empty() {
-            out.push(b',');
-            out.extend_from_slice(labels);
-        }
-        out.extend_from_slice(b"} ");
+        out.extend_from_slice(scratch);
         out.extend_from_slice(number.format(cumulative).as_bytes());
         if let Some(Some(exemplar)) = exemplars.then(|| h.exemplars.get(bucket)).flatten() {
             write_exemplar(out, exemplar);
@@ -585,6 +869,11 @@ mod tests {
     use super::*;
     use crate::model::instruments as i;
 
+    /// The classic spelling, with `prefix`.
+    fn spelling(prefix: Option<&str>) -> Spelling {
+        Spelling::new(prefix, Escaping::Underscores, &ExtraLabels::new(&[], false))
+    }
+
     /// The whole body, chunk after chunk.
     fn body(families: &[Family], format: TextFormat, encoding: Encoding) -> Vec<u8> {
         prefixed_body(families, format, encoding, None)
@@ -596,7 +885,10 @@ mod tests {
         encoding: Encoding,
         prefix: Option<&str>,
     ) -> Vec<u8> {
-        let mut body = TextBody::new(Text::new(copy(families), format, prefix), encoding);
+        let mut body = TextBody::new(
+            Text::new(copy(families), format, spelling(prefix)),
+            encoding,
+        );
         let mut bytes = Vec::new();
         while let Some(chunk) = body.next_chunk() {
             assert!(!chunk.is_empty());
@@ -640,6 +932,7 @@ mod tests {
                     .map(|p| crate::model::family::Point {
                         attributes: p.attributes.clone(),
                         value: p.value.clone(),
+                        start: p.start,
                     })
                     .collect(),
             })
@@ -676,21 +969,21 @@ mod tests {
     fn negotiates_openmetrics_only_when_asked() {
         let prometheus_2 = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
                             version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-        assert_eq!(Format::negotiate(Some(prometheus_2)), Format::OpenMetrics);
+        assert_eq!(Format::negotiate(Some(prometheus_2)).0, Format::OpenMetrics);
         let native = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;\
                       encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
-        assert_eq!(Format::negotiate(Some(native)), Format::Protobuf);
+        assert_eq!(Format::negotiate(Some(native)).0, Format::Protobuf);
         let text_first = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;\
                           encoding=delimited;q=0.1,text/plain;q=0.9";
-        assert_eq!(Format::negotiate(Some(text_first)), Format::Prometheus);
+        assert_eq!(Format::negotiate(Some(text_first)).0, Format::Prometheus);
         let other = "application/vnd.google.protobuf;proto=other.Message;encoding=delimited";
-        assert_eq!(Format::negotiate(Some(other)), Format::Prometheus);
+        assert_eq!(Format::negotiate(Some(other)).0, Format::Prometheus);
         assert_eq!(
-            Format::negotiate(Some("application/json")),
+            Format::negotiate(Some("application/json")).0,
             Format::Prometheus
         );
-        assert_eq!(Format::negotiate(Some("*/*")), Format::Prometheus);
-        assert_eq!(Format::negotiate(None), Format::Prometheus);
+        assert_eq!(Format::negotiate(Some("*/*")).0, Format::Prometheus);
+        assert_eq!(Format::negotiate(None).0, Format::Prometheus);
     }
 
     #[test]
@@ -782,9 +1075,23 @@ mod tests {
         ]
     }
 
+    /// The text without its `_created` samples, which prometheus-client's
+    /// text encoder does not write.
+    fn without_created(text: &str) -> String {
+        text.lines()
+            .filter(|l| {
+                !l.split(['{', ' '])
+                    .next()
+                    .unwrap_or("")
+                    .ends_with("_created")
+            })
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
     fn assert_both_formats_match_the_reference(families: &[Family], prefix: Option<&str>) {
         assert_same(
-            &prefixed_text(families, TextFormat::OpenMetrics, prefix),
+            &without_created(&prefixed_text(families, TextFormat::OpenMetrics, prefix)),
             &reference::openmetrics(families, prefix),
         );
         assert_same(
@@ -832,7 +1139,7 @@ mod tests {
         );
         families.insert(1, many);
         let mut body = TextBody::new(
-            Text::new(copy(&families), TextFormat::OpenMetrics, None),
+            Text::new(copy(&families), TextFormat::OpenMetrics, spelling(None)),
             Encoding::Identity,
         );
         let mut chunks = 0;
@@ -841,6 +1148,28 @@ mod tests {
         }
         assert!(chunks > 2, "{chunks} chunks");
         assert_both_formats_match_the_reference(&families, None);
+    }
+
+    #[test]
+    fn created_is_the_start_in_seconds_exact_to_the_nanosecond() {
+        let name = Name {
+            text: "x".into(),
+            quoted: false,
+        };
+        for (nanos, want) in [
+            (1_700_000_000_000_000_000, "x_created 1700000000.0\n"),
+            (1_700_000_000_250_000_000, "x_created 1700000000.25\n"),
+            (1_700_000_000_007_000_000, "x_created 1700000000.007\n"),
+            (
+                1_700_000_000_000_000_123,
+                "x_created 1700000000.000000123\n",
+            ),
+            (1_700_000_000_120_450_000, "x_created 1700000000.12045\n"),
+        ] {
+            let mut out = Vec::new();
+            write_created(&mut out, &name, b"", nanos);
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
     }
 
     #[test]
@@ -883,7 +1212,10 @@ mod tests {
                 write_descriptor(
                     &mut descriptor,
                     family.instrument,
-                    &name,
+                    &Name {
+                        text: name,
+                        quoted: false,
+                    },
                     TextFormat::Prometheus,
                 );
                 text.push_str(std::str::from_utf8(&descriptor).unwrap());
@@ -899,8 +1231,9 @@ mod tests {
 
         fn encode_registry(out: &mut String, families: &[Family], prefix: Option<&str>) {
             let mut registry = prefix.map_or_else(Registry::default, Registry::with_prefix);
-            registry
-                .register_collector(Box::new(super::super::collector::Families(copy(families))));
+            registry.register_collector(Box::new(super::super::collector::Families::new(copy(
+                families,
+            ))));
             prometheus_client::encoding::text::encode_registry(out, &registry).unwrap();
         }
     }

@@ -161,6 +161,41 @@ pub(crate) const SYSTEM_PAGING_STATE: Attribute = Attribute {
     prometheus: Some("system_paging_state"),
     otel: attr::SYSTEM_PAGING_STATE,
 };
+pub(crate) const SERVICE_INSTANCE_ID: Attribute = Attribute {
+    prometheus: Some("service_instance_id"),
+    otel: "service.instance.id",
+};
+pub(crate) const TELEMETRY_SDK_NAME: Attribute = Attribute {
+    prometheus: Some("telemetry_sdk_name"),
+    otel: "telemetry.sdk.name",
+};
+pub(crate) const TELEMETRY_SDK_LANGUAGE: Attribute = Attribute {
+    prometheus: Some("telemetry_sdk_language"),
+    otel: "telemetry.sdk.language",
+};
+pub(crate) const TELEMETRY_SDK_VERSION: Attribute = Attribute {
+    prometheus: Some("telemetry_sdk_version"),
+    otel: "telemetry.sdk.version",
+};
+
+/// The labels of the series defined here, on `/metrics`.
+pub(crate) const LABELS: &[&Attribute] = &[
+    &HTTP_REQUEST_METHOD,
+    &HTTP_ROUTE,
+    &HTTP_RESPONSE_STATUS_CODE,
+    &ERROR_TYPE,
+    &OVERFLOW,
+    &SERVERWATCH_VERSION,
+    &SERVICE_NAME,
+    &SERVICE_VERSION,
+    &SYSTEM_MEMORY_STATE,
+    &SYSTEM_PAGING_STATE,
+    &SERVICE_INSTANCE_ID,
+    &TELEMETRY_SDK_NAME,
+    &TELEMETRY_SDK_LANGUAGE,
+    &TELEMETRY_SDK_VERSION,
+    &runtime::WORKER,
+];
 
 /// Semantic-convention bounds for `http.server.request.duration`, in seconds.
 pub(crate) const DURATION_BOUNDS_SECONDS: [f64; 14] = [
@@ -295,6 +330,17 @@ pub(crate) const BUILD_INFO: Instrument = Instrument {
     prometheus_name: "serverwatch_build",
     unit: MetricUnit::Count("1"),
     help: "Versions of serverwatch and of the watched service.",
+    kind: Kind::Info,
+};
+
+/// `target_info` on `/metrics`: the OTLP resource's attributes as labels,
+/// as the OpenTelemetry-Prometheus compatibility specification writes the
+/// resource. Not an instrument: OTLP sends the resource itself.
+pub(crate) static TARGET_INFO: Instrument = Instrument {
+    otel_name: "target",
+    prometheus_name: "target",
+    unit: MetricUnit::Count("1"),
+    help: "Target metadata: the attributes of the OpenTelemetry resource.",
     kind: Kind::Info,
 };
 

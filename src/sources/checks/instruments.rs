@@ -8,6 +8,8 @@ pub(crate) const CHECK: Attribute = Attribute {
     prometheus: Some("check"),
     otel: "check",
 };
+/// The labels of the checks' series.
+pub(crate) const LABELS: &[&Attribute] = &[&CHECK];
 
 pub(crate) const HEALTH_CHECK_UP: Instrument = Instrument {
     otel_name: "serverwatch.health_check.up",

@@ -43,16 +43,18 @@ impl FacadeStore {
                 .unwrap_or_else(|| Family::new(instrument));
             let to_exported = series.name.conversion.to_exported;
             let family = match (&series.cell, &series.name.bounds) {
-                (Cell::Counter(n), _) => {
-                    family.number(attributes, n.load(Ordering::Relaxed) as f64 * to_exported)
-                }
+                (Cell::Counter(n), _) => family
+                    .number(attributes, n.load(Ordering::Relaxed) as f64 * to_exported)
+                    .started(series.start),
                 (Cell::Gauge(bits), _) => {
                     let value = f64::from_bits(bits.load(Ordering::Relaxed));
-                    family.number(attributes, value * to_exported)
+                    family
+                        .number(attributes, value * to_exported)
+                        .started(series.start)
                 }
-                (Cell::Histogram(h), Some(bounds)) => {
-                    family.histogram(attributes, bounds.exported(), h.snapshot(bounds))
-                }
+                (Cell::Histogram(h), Some(bounds)) => family
+                    .histogram(attributes, bounds.exported(), h.snapshot(bounds))
+                    .started(series.start),
                 (Cell::Histogram(_), None) => family,
             };
             families.insert(instrument.prometheus_name, family);

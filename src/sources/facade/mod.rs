@@ -30,7 +30,7 @@ use metrics::{
 };
 
 use crate::error::BuildError;
-use crate::model::family::Family;
+use crate::model::family::{Family, start_now};
 use crate::model::histogram::{AtomicHistogram, Bounds};
 use crate::model::instruments::{Instrument, Kind};
 use crate::model::series::SeriesSet;
@@ -159,6 +159,9 @@ struct Series {
     cell: Cell,
     /// Set for the series that may expire.
     expiry: Option<Expiry>,
+    /// When the series was made, in nanoseconds since the Unix epoch: a
+    /// series made again is a new one, reset.
+    start: u64,
 }
 
 /// Every facade metric of one [`ServerWatch`](crate::ServerWatch).
@@ -237,6 +240,7 @@ impl FacadeStore {
                 cell: Cell::new(&name),
                 name: Arc::clone(&name),
                 expiry,
+                start: start_now(),
             })
         };
         // Gauges never expire (see `expiry`), nor do overflow series.

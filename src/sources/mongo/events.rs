@@ -14,6 +14,7 @@ use mongodb::event::command::CommandEvent;
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use super::instruments::DB_DURATION_BOUNDS_SECONDS;
+use crate::model::family::start_now;
 use crate::model::histogram::{AtomicHistogram, Bounds, HistogramSnapshot};
 use crate::model::series::SeriesSet;
 
@@ -53,6 +54,25 @@ pub(crate) struct PoolStats {
     max: AtomicI64,
     create_time: AtomicHistogram,
     wait_time: AtomicHistogram,
+    /// When the pool was first seen, in nanoseconds since the Unix epoch.
+    start: u64,
+}
+
+/// The durations of one operation series, since its first operation.
+#[derive(Debug)]
+struct Operation {
+    /// In nanoseconds since the Unix epoch.
+    start: u64,
+    duration: AtomicHistogram,
+}
+
+impl Operation {
+    fn new(bounds: &Bounds) -> Self {
+        Self {
+            start: start_now(),
+            duration: AtomicHistogram::new(bounds),
+        }
+    }
 }
 
 impl PoolStats {
@@ -72,15 +92,21 @@ pub(crate) struct PoolSnapshot {
     pub(crate) max: i64,
     pub(crate) create_time: HistogramSnapshot,
     pub(crate) wait_time: HistogramSnapshot,
+    /// When the pool was first seen, in nanoseconds since the Unix epoch.
+    pub(crate) start: u64,
 }
+
+/// A copy of one operation series: its labels (`None` past the cap), its
+/// durations, and its start in nanoseconds since the Unix epoch.
+pub(crate) type OperationSnapshot = (Option<OperationKey>, HistogramSnapshot, u64);
 
 /// Everything the driver's events feed.
 #[derive(Debug)]
 pub(crate) struct DriverMetrics {
     pub(crate) bounds: Bounds,
-    operations: SeriesSet<OperationKey, AtomicHistogram>,
+    operations: SeriesSet<OperationKey, Operation>,
     /// The operations past the cap, without labels.
-    overflow: AtomicHistogram,
+    overflow: Operation,
     started: Mutex<HashMap<CommandId, Target>>,
     pools: RwLock<Vec<(String, Arc<PoolStats>)>>,
 }
@@ -91,7 +117,7 @@ impl DriverMetrics {
             .expect("the semantic conventions' bounds are valid");
         Self {
             operations: SeriesSet::new(MAX_OPERATION_SERIES),
-            overflow: AtomicHistogram::new(&bounds),
+            overflow: Operation::new(&bounds),
             bounds,
             started: Mutex::new(HashMap::new()),
             pools: RwLock::new(Vec::new()),
@@ -146,10 +172,10 @@ impl DriverMetrics {
             error,
         };
         let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-        let record = |h: &AtomicHistogram| h.record(&self.bounds, nanos);
+        let record = |o: &Operation| o.duration.record(&self.bounds, nanos);
         if !self
             .operations
-            .with(&key, || AtomicHistogram::new(&self.bounds), record)
+            .with(&key, || Operation::new(&self.bounds), record)
         {
             record(&self.overflow);
         }
@@ -223,6 +249,7 @@ impl DriverMetrics {
             max: AtomicI64::new(i64::from(DEFAULT_MAX_POOL_SIZE)),
             create_time: AtomicHistogram::new(&self.bounds),
             wait_time: AtomicHistogram::new(&self.bounds),
+            start: start_now(),
         });
         pools.push((name.to_owned(), Arc::clone(&pool)));
         pool
@@ -230,14 +257,15 @@ impl DriverMetrics {
 
     /// Every operation series, sorted by labels; past the cap, one series
     /// with no labels.
-    pub(crate) fn operations(&self) -> Vec<(Option<OperationKey>, HistogramSnapshot)> {
-        let mut out: Vec<(Option<OperationKey>, HistogramSnapshot)> = self
+    pub(crate) fn operations(&self) -> Vec<OperationSnapshot> {
+        let snapshot = |o: &Operation| o.duration.snapshot(&self.bounds);
+        let mut out: Vec<OperationSnapshot> = self
             .operations
-            .collect(|k, h| (Some(k.clone()), h.snapshot(&self.bounds)));
+            .collect(|k, o| (Some(k.clone()), snapshot(o), o.start));
         out.sort_by(|a, b| a.0.cmp(&b.0));
-        let overflow = self.overflow.snapshot(&self.bounds);
+        let overflow = snapshot(&self.overflow);
         if overflow.count > 0 {
-            out.push((None, overflow));
+            out.push((None, overflow, self.overflow.start));
         }
         out
     }
@@ -261,6 +289,7 @@ impl DriverMetrics {
                     max: p.max.load(Ordering::Relaxed),
                     create_time: p.create_time.snapshot(&self.bounds),
                     wait_time: p.wait_time.snapshot(&self.bounds),
+                    start: p.start,
                 }
             })
             .collect()

@@ -27,7 +27,7 @@ impl MongoWatch {
         let mongodb = (&db::DB_SYSTEM_NAME, Value::Str(Cow::Borrowed("mongodb")));
         let operations = driver.operations().into_iter().fold(
             Family::new(&db::DB_CLIENT_OPERATION_DURATION),
-            |family, (key, data)| {
+            |family, (key, data, start)| {
                 let attributes = match key {
                     None => overflow_attributes(None),
                     Some(k) => {
@@ -45,7 +45,7 @@ impl MongoWatch {
                         a
                     }
                 };
-                family.histogram(attributes, bounds, data)
+                family.histogram(attributes, bounds, data).started(start)
             },
         );
         families.push(operations);
@@ -64,9 +64,15 @@ impl MongoWatch {
             }
             max = max.number(vec![pool(&p.name)], p.max as f64);
             pending = pending.number(vec![pool(&p.name)], p.pending as f64);
-            timeouts = timeouts.number(vec![pool(&p.name)], p.timeouts as f64);
-            create = create.histogram(vec![pool(&p.name)], bounds, p.create_time);
-            wait = wait.histogram(vec![pool(&p.name)], bounds, p.wait_time);
+            timeouts = timeouts
+                .number(vec![pool(&p.name)], p.timeouts as f64)
+                .started(p.start);
+            create = create
+                .histogram(vec![pool(&p.name)], bounds, p.create_time)
+                .started(p.start);
+            wait = wait
+                .histogram(vec![pool(&p.name)], bounds, p.wait_time)
+                .started(p.start);
         }
         families.extend([count, max, pending, timeouts, create, wait]);
         families

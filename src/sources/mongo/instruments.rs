@@ -29,6 +29,15 @@ pub(crate) const DB_CONNECTION_POOL_NAME: Attribute = Attribute {
     prometheus: Some("db_client_connection_pool_name"),
     otel: attr::DB_CLIENT_CONNECTION_POOL_NAME,
 };
+/// The labels of MongoDB's series.
+pub(crate) const LABELS: &[&Attribute] = &[
+    &DB_SYSTEM_NAME,
+    &DB_OPERATION_NAME,
+    &DB_NAMESPACE,
+    &DB_COLLECTION_NAME,
+    &DB_CONNECTION_STATE,
+    &DB_CONNECTION_POOL_NAME,
+];
 
 /// Semantic-convention bounds for `db.client.operation.duration`, in seconds.
 pub(crate) const DB_DURATION_BOUNDS_SECONDS: [f64; 9] =

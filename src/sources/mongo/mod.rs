@@ -102,7 +102,7 @@ impl MongoWatch {
         let operations = self.driver.as_ref().map(|d| {
             let mut all = Totals::default();
             let mut by_command = BTreeMap::new();
-            for (key, h) in d.operations() {
+            for (key, h, _) in d.operations() {
                 all.add(&h, key.as_ref().is_some_and(|k| k.error.is_some()));
                 let name = key.map_or_else(|| OVERFLOW_LABEL.to_owned(), |k| k.operation);
                 *by_command.entry(name).or_default() += h.count;

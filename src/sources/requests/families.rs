@@ -47,7 +47,9 @@ impl Source for RequestStore {
                 series.iter().zip(&attributes).fold(
                     Family::new(instrument),
                     |family, (s, attributes)| {
-                        family.histogram(attributes.clone(), bounds, pick(s).clone())
+                        family
+                            .histogram(attributes.clone(), bounds, pick(s).clone())
+                            .started(s.start)
                     },
                 )
             });

@@ -24,6 +24,7 @@ pub(crate) use labels::{
 };
 
 use crate::model::exemplar::{ExemplarFilter, SpanIds};
+use crate::model::family::start_now;
 use crate::model::histogram::{AtomicHistogram, Bounds, HistogramSnapshot};
 use crate::model::instruments::{BODY_SIZE_BOUNDS_BYTES, DURATION_BOUNDS_SECONDS};
 
@@ -66,6 +67,9 @@ pub(crate) const HIDDEN_PANIC_MESSAGE: &str = "the handler panicked (its message
 /// The instruments of one label set.
 #[derive(Debug)]
 struct Series {
+    /// Its first observation, in nanoseconds since the Unix epoch: a
+    /// series is made by the first request of its label set.
+    start: u64,
     duration: AtomicHistogram,
     request_size: AtomicHistogram,
     response_size: AtomicHistogram,
@@ -106,6 +110,8 @@ impl SeriesLabels {
 #[derive(Debug, Clone)]
 pub(crate) struct SeriesSnapshot {
     pub(crate) labels: SeriesLabels,
+    /// Its first observation, in nanoseconds since the Unix epoch.
+    pub(crate) start: u64,
     pub(crate) duration: HistogramSnapshot,
     pub(crate) request_size: HistogramSnapshot,
     pub(crate) response_size: HistogramSnapshot,
@@ -305,6 +311,7 @@ impl RequestStore {
 impl Series {
     fn new(bounds: &RequestBounds) -> Self {
         Self {
+            start: start_now(),
             duration: AtomicHistogram::new(&bounds.duration),
             request_size: AtomicHistogram::new(&bounds.request_size),
             response_size: AtomicHistogram::new(&bounds.response_size),
@@ -324,6 +331,7 @@ impl Series {
     fn snapshot(&self, store: &RequestStore, labels: SeriesLabels) -> SeriesSnapshot {
         SeriesSnapshot {
             labels,
+            start: self.start,
             duration: self.duration.snapshot(&store.bounds.duration),
             request_size: self.request_size.snapshot(&store.bounds.request_size),
             response_size: self.response_size.snapshot(&store.bounds.response_size),

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use super::SystemSnapshot;
-use crate::model::family::{Family, Point, PointValue, Value};
+use crate::model::family::{Family, Point, PointValue, Value, process_start};
 use crate::model::instruments::{self as i, Attribute};
 
 impl SystemSnapshot {
@@ -40,6 +40,7 @@ impl SystemSnapshot {
                 .map(|(state, value)| Point {
                     attributes: vec![(attribute, text(state))],
                     value: PointValue::Number(*value as f64),
+                    start: process_start(),
                 })
                 .collect()
         };
