@@ -14,7 +14,7 @@ use super::body::ByteSink;
 use super::claim::Claim;
 use crate::model::exemplar::SpanIds;
 use crate::sources::requests::{
-    ErrorKind, LabelSetId, Method, NO_STATUS, Observation, RequestStore, ResponseHead, SeriesKey,
+    ErrorKind, LabelSetId, Method, Observation, RequestStore, ResponseHead, SeriesKey,
     UNMATCHED_ROUTE,
 };
 
@@ -124,7 +124,7 @@ impl InFlight {
         };
         Completion {
             in_flight: self,
-            status: status.as_u16(),
+            status: Some(status),
             error,
             message: panic,
             response_bytes: 0,
@@ -133,7 +133,7 @@ impl InFlight {
 
     fn record(
         &mut self,
-        status: u16,
+        status: Option<StatusCode>,
         error: Option<ErrorKind>,
         response: u64,
         message: Option<&str>,
@@ -169,7 +169,7 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         if !self.recorded {
-            self.record(NO_STATUS, Some(ErrorKind::Aborted), 0, None);
+            self.record(None, Some(ErrorKind::Aborted), 0, None);
         }
         if !self.taken {
             self.store.end(self.method);
@@ -182,7 +182,7 @@ impl Drop for InFlight {
 #[derive(Debug)]
 pub struct Completion {
     in_flight: InFlight,
-    status: u16,
+    status: Option<StatusCode>,
     error: Option<ErrorKind>,
     message: Option<String>,
     response_bytes: u64,

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::labelling::Resolver;
-use super::{NO_STATUS, RequestStore, SeriesLabels, SeriesSnapshot};
+use super::{RequestStore, SeriesLabels, SeriesSnapshot};
 use crate::model::family::{Attributes, Family, Value, overflow_attributes};
 use crate::model::histogram::HistogramSnapshot;
 use crate::model::instruments::{self as i, Instrument};
@@ -90,10 +90,10 @@ impl RequestStore {
         ];
         // Only a status that was sent (the semantic conventions' rule); a
         // class is a string, on `/metrics` and over OTLP alike.
-        if key.status != NO_STATUS {
+        if let Some(code) = key.status {
             let status = match self.labelling.status_label(key.status) {
                 Some(class) => Value::Str(Cow::Owned(class)),
-                None => Value::Int(i64::from(key.status)),
+                None => Value::Int(i64::from(code.as_u16())),
             };
             attributes.push((&i::HTTP_RESPONSE_STATUS_CODE, status));
         }

@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use super::RecentError;
 use super::summary::RequestSummary;
-use super::{NO_STATUS, RecentError};
 use crate::model::family::percent;
 use crate::model::histogram::{HistogramSnapshot, Totals};
 
@@ -120,7 +120,7 @@ fn error_entry(e: &RecentError) -> ErrorEntry {
         timestamp: format_utc(e.time),
         error: e.message.clone(),
         endpoint: format!("{} {}", e.method.as_str(), e.route),
-        status: (e.status != NO_STATUS).then_some(e.status),
+        status: e.status.map(|s| s.as_u16()),
         error_type: e.error.error_type(e.status).into_owned(),
     }
 }

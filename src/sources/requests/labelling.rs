@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use hashbrown::Equivalent;
 use http::{Extensions, HeaderMap, Request, Response, StatusCode, Uri, Version};
 
-use super::labels::{ErrorKind, NO_STATUS};
+use super::labels::ErrorKind;
 use crate::error::BuildError;
 use crate::model::instruments::{self as i, Attribute};
 use crate::model::series::{SeriesSet, ToKey};
@@ -360,17 +360,22 @@ impl Labelling {
 
     /// The status a series keeps: its class's (`200` for any 2xx) when
     /// classes are on, but the code of a 5xx answer, its `error.type`.
-    pub(crate) fn status(&self, status: u16, error: Option<ErrorKind>) -> u16 {
+    pub(crate) fn status(
+        &self,
+        status: Option<StatusCode>,
+        error: Option<ErrorKind>,
+    ) -> Option<StatusCode> {
         if self.status_classes && error != Some(ErrorKind::ServerError) {
-            status / 100 * 100
+            status.and_then(|s| StatusCode::from_u16(s.as_u16() / 100 * 100).ok())
         } else {
             status
         }
     }
 
     /// A status as it is shown: `2xx` when classes are on.
-    pub(crate) fn status_label(&self, status: u16) -> Option<String> {
-        (self.status_classes && status != NO_STATUS).then(|| format!("{}xx", status / 100))
+    pub(crate) fn status_label(&self, status: Option<StatusCode>) -> Option<String> {
+        let status = status.filter(|_| self.status_classes)?;
+        Some(format!("{}xx", status.as_u16() / 100))
     }
 
     /// Every label set seen, for one reading.
@@ -498,10 +503,15 @@ mod tests {
         }
         .check(10)
         .unwrap();
-        assert_eq!(labelling.status(404, None), 400);
-        assert_eq!(labelling.status(503, Some(ErrorKind::ServerError)), 503);
-        assert_eq!(labelling.status(500, Some(ErrorKind::Panic)), 500);
-        assert_eq!(labelling.status_label(503).as_deref(), Some("5xx"));
-        assert_eq!(labelling.status_label(NO_STATUS), None);
+        let code = |c| StatusCode::from_u16(c).ok();
+        assert_eq!(labelling.status(code(404), None), code(400));
+        let server_error = Some(ErrorKind::ServerError);
+        assert_eq!(labelling.status(code(503), server_error), code(503));
+        assert_eq!(
+            labelling.status(code(500), Some(ErrorKind::Panic)),
+            code(500)
+        );
+        assert_eq!(labelling.status_label(code(503)).as_deref(), Some("5xx"));
+        assert_eq!(labelling.status_label(None), None);
     }
 }

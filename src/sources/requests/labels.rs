@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 
 use hashbrown::Equivalent;
+use http::StatusCode;
 
 use super::labelling::LabelSetId;
 use crate::model::series::ToKey;
@@ -13,10 +14,6 @@ use crate::model::series::ToKey;
 /// The `http.route` value of requests that matched no route. A raw path
 /// never becomes a label value.
 pub(crate) const UNMATCHED_ROUTE: &str = "unmatched";
-
-/// The status of a request that ended without an answer: none was sent, so
-/// it has no `http.response.status_code`.
-pub(crate) const NO_STATUS: u16 = 0;
 
 /// HTTP methods as the semantic conventions name them; anything else is
 /// `_OTHER`.
@@ -99,9 +96,13 @@ pub(crate) enum ErrorKind {
 
 impl ErrorKind {
     /// The `error.type` value of a request that ended with `status`.
-    pub(crate) fn error_type(self, status: u16) -> Cow<'static, str> {
+    pub(crate) fn error_type(self, status: Option<StatusCode>) -> Cow<'static, str> {
         match self {
-            ErrorKind::ServerError => Cow::Owned(status.to_string()),
+            // A server error always has its status; `_OTHER` is the
+            // conventions' fallback.
+            ErrorKind::ServerError => status.map_or(Cow::Borrowed("_OTHER"), |s| {
+                Cow::Owned(s.as_str().to_owned())
+            }),
             ErrorKind::Panic => Cow::Borrowed("panic"),
             ErrorKind::BodyError => Cow::Borrowed("body_error"),
             ErrorKind::Aborted => Cow::Borrowed(ABORTED),
@@ -119,7 +120,8 @@ pub(crate) const ABORTED: &str = "aborted";
 pub(crate) struct SeriesKey<R = Box<str>> {
     pub(crate) method: Method,
     pub(crate) route: R,
-    pub(crate) status: u16,
+    /// `None` when no answer was sent: no `http.response.status_code`.
+    pub(crate) status: Option<StatusCode>,
     pub(crate) error: Option<ErrorKind>,
     /// The app's own labels, by number.
     pub(crate) labels: LabelSetId,
@@ -130,7 +132,7 @@ impl<R: AsRef<str>> Hash for SeriesKey<R> {
     /// field, on every request.
     fn hash<H: Hasher>(&self, state: &mut H) {
         let error = self.error.map_or(0, |e| e as u64 + 1);
-        let status = u64::from(self.status);
+        let status = u64::from(self.status.map_or(0, |s| s.as_u16()));
         let labels = u64::from(self.labels);
         state.write_u64(self.method as u64 | status << 8 | error << 24 | labels << 32);
         self.route.as_ref().hash(state);
@@ -153,7 +155,7 @@ impl<R> SeriesKey<R> {
         OverflowKey {
             error: self.error,
             // Only an error's status is kept: it is its `error.type`.
-            status: if self.error.is_some() { self.status } else { 0 },
+            status: self.status.filter(|_| self.error.is_some()),
         }
     }
 }
@@ -186,8 +188,8 @@ impl Equivalent<SeriesKey> for SeriesKey<&str> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct OverflowKey {
     pub(crate) error: Option<ErrorKind>,
-    /// The status of a 5xx error, else 0.
-    pub(crate) status: u16,
+    /// The status of a 5xx error.
+    pub(crate) status: Option<StatusCode>,
 }
 
 impl OverflowKey {
@@ -200,12 +202,8 @@ impl OverflowKey {
 }
 
 /// A status code as `/health` keys it: `"200"`, or `aborted` for none.
-pub(crate) fn status_key(status: u16) -> String {
-    if status == NO_STATUS {
-        ABORTED.to_owned()
-    } else {
-        status.to_string()
-    }
+pub(crate) fn status_key(status: Option<StatusCode>) -> String {
+    status.map_or_else(|| ABORTED.to_owned(), |s| s.as_str().to_owned())
 }
 
 #[cfg(test)]
@@ -223,7 +221,7 @@ mod tests {
         let key = |status, error| SeriesKey {
             method: Method::Get,
             route: "/a",
-            status,
+            status: StatusCode::from_u16(status).ok(),
             error,
             labels: super::super::NO_LABELS,
         };

@@ -19,9 +19,7 @@ use parking_lot::Mutex;
 
 pub(crate) use labelling::{LabelSetId, LabelSettings, Labelling, NO_LABELS, OVERFLOW_LABELS};
 pub use labelling::{RequestHead, ResponseHead};
-pub(crate) use labels::{
-    ErrorKind, Method, NO_STATUS, OverflowKey, SeriesKey, UNMATCHED_ROUTE, status_key,
-};
+pub(crate) use labels::{ErrorKind, Method, OverflowKey, SeriesKey, UNMATCHED_ROUTE, status_key};
 
 use crate::model::exemplar::{ExemplarFilter, SpanIds};
 use crate::model::family::start_now;
@@ -123,8 +121,8 @@ pub(crate) struct RecentError {
     pub(crate) time: SystemTime,
     pub(crate) method: Method,
     pub(crate) route: String,
-    /// [`NO_STATUS`] when none was sent.
-    pub(crate) status: u16,
+    /// `None` when no answer was sent.
+    pub(crate) status: Option<http::StatusCode>,
     pub(crate) error: ErrorKind,
     pub(crate) message: String,
 }
@@ -260,8 +258,7 @@ impl RequestStore {
                 "the response body failed after the status was sent: the answer was cut short"
                     .to_owned()
             }
-            (None, _) => http::StatusCode::from_u16(key.status)
-                .ok()
+            (None, _) => (key.status)
                 .and_then(|s| s.canonical_reason())
                 .unwrap_or("server error")
                 .to_owned(),
@@ -360,7 +357,7 @@ pub(crate) mod tests {
             key: SeriesKey {
                 method: Method::Get,
                 route,
-                status,
+                status: http::StatusCode::from_u16(status).ok(),
                 error: (status >= 500).then_some(ErrorKind::ServerError),
                 labels: NO_LABELS,
             },
@@ -398,7 +395,10 @@ pub(crate) mod tests {
         }
         store.record(&observation("/x", 200, 1));
         let errors = store.recent_errors();
-        let statuses: Vec<u16> = errors.iter().map(|e| e.status).collect();
+        let statuses: Vec<u16> = errors
+            .iter()
+            .filter_map(|e| Some(e.status?.as_u16()))
+            .collect();
         assert_eq!(statuses, vec![504, 503, 502]);
         assert_eq!(errors[0].message, "Gateway Timeout");
     }
