@@ -108,6 +108,26 @@ async fn a_counter_that_expires_and_comes_back_reads_as_a_reset() {
     seen.dedup();
     let first = seen.iter().position(|v| *v == Some(5.0)).unwrap();
     assert_eq!(seen[first..], [Some(5.0), None, Some(2.0)], "{seen:?}");
+    // And a new start: what makes a cumulative receiver read a reset.
+    let starts = |want: f64| -> Vec<(u64, u64)> {
+        rotel
+            .batches()
+            .iter()
+            .filter_map(|b| {
+                let metric = b.metric("jobs.done")?;
+                let points = metric.points_with(&[("queue", AttrValue::Str("a".into()))]);
+                let p = points.first()?;
+                (p.value == Some(want))
+                    .then(|| (p.start_time_unix_nano.unwrap(), p.time_unix_nano.unwrap()))
+            })
+            .collect()
+    };
+    let (five, two) = (starts(5.0), starts(2.0));
+    let last_five = five.iter().map(|&(_, time)| time).max().unwrap();
+    assert!(
+        two.iter().all(|&(start, _)| start > last_five),
+        "the 2 starts after the last 5 was sent: {five:?} then {two:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
