@@ -61,8 +61,12 @@ async fn a_scrape_past_its_timeout_is_cut_and_says_so() {
     let body = response.text().await.unwrap();
     let elapsed = started.elapsed();
     eprintln!("whole scrape {whole:?}; with a 0.05 s timeout {elapsed:?} ({status})");
-    // The deadline is 0.045 s: answered well within 0.1 s.
-    assert!(elapsed < Duration::from_millis(100), "{elapsed:?}");
+    // The deadline is 0.045 s: answered within 0.1 s, or, on a machine
+    // busy enough to slow every scrape, in a quarter of the whole one.
+    assert!(
+        elapsed < Duration::from_millis(100) || elapsed * 4 < whole,
+        "cut after {elapsed:?}; the whole scrape took {whole:?}"
+    );
     assert_eq!(status, 503, "{}", &body[..body.len().min(200)]);
     assert!(body.contains("scrape timeout (0.05 s"), "{body}");
 
